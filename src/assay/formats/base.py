@@ -1,0 +1,111 @@
+"""What every reader shares: the probe it sniffs, the reader entry, tensor-record helpers."""
+
+from __future__ import annotations
+
+import math
+import os
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from functools import cached_property
+
+import numpy as np
+
+from assay.errors import FormatError, LimitError
+from assay.io.archive import ZipArchive, is_zip, open_zip
+from assay.limits import Limits
+from assay.model.artifact import ModelArtifact
+from assay.model.dtypes import DType, from_numpy
+from assay.model.tensor import ByteSpan, TensorRecord, map_file
+
+
+@dataclass
+class Probe:
+    """What a reader may look at to decide whether a file is its format. Cheap, no side effects."""
+
+    path: str
+    head: bytes
+    size: int
+    limits: Limits = field(default_factory=Limits)
+
+    @classmethod
+    def of(cls, path: str, limits: Limits) -> Probe:
+        with open(path, "rb") as fh:
+            head = fh.read(4096)
+        return cls(path, head, os.path.getsize(path), limits)
+
+    @cached_property
+    def zip(self) -> ZipArchive | None:
+        if not is_zip(self.head):
+            return None
+        try:
+            return open_zip(self.path, self.limits)
+        except FormatError:
+            return None
+
+    def zip_names(self) -> list[str]:
+        return self.zip.names() if self.zip else []
+
+
+@dataclass(frozen=True)
+class Reader:
+    name: str
+    sniff: Callable[[Probe], bool]
+    read: Callable[[Probe], ModelArtifact]
+    description: str = ""
+
+
+def file_loader(path: str) -> Callable[[], memoryview | bytes]:
+    return lambda: map_file(path)
+
+
+def const_loader(buf: memoryview | bytes) -> Callable[[], memoryview | bytes]:
+    return lambda: buf
+
+
+def check_shape(path: str, shape: object, limits: Limits, what: str) -> tuple[int, ...]:
+    if not isinstance(shape, list | tuple) or len(shape) > limits.max_dims:
+        raise FormatError(path, f"{what}: shape must be a list of at most {limits.max_dims} sizes")
+    out = []
+    for d in shape:
+        if not isinstance(d, int) or isinstance(d, bool) or d < 0:
+            raise FormatError(path, f"{what}: shape entry {d!r} is not a non-negative integer")
+        out.append(d)
+    if math.prod(out) > 1 << 48:
+        raise LimitError(path, f"{what}: shape {out} has too many elements")
+    return tuple(out)
+
+
+def record_from_file(name: str, dtype: DType, shape: tuple[int, ...], path: str, offset: int,
+                     *, member: str | None = None, strides: tuple[int, ...] | None = None,
+                     element_offset: int = 0, byteorder: str = "<", length: int | None = None,
+                     **attrs: object) -> TensorRecord:
+    """A tensor whose storage is a byte range of a file on disk (memory-mapped on read)."""
+    nbytes = dtype.nbytes(math.prod(shape)) if length is None else length
+
+    def load() -> memoryview:
+        m = memoryview(map_file(path))
+        return m[offset:offset + nbytes]
+    return TensorRecord(name, dtype, shape, ByteSpan(path, offset, nbytes, member), load,
+                        strides, element_offset, byteorder, dict(attrs))
+
+
+def record_from_buffer(name: str, dtype: DType, shape: tuple[int, ...], buf: memoryview | bytes,
+                       path: str, *, member: str | None = None, offset: int = 0,
+                       strides: tuple[int, ...] | None = None, element_offset: int = 0,
+                       byteorder: str = "<", in_memory: bool = True,
+                       **attrs: object) -> TensorRecord:
+    """A tensor whose storage is already in memory (decompressed member, protobuf field)."""
+    return TensorRecord(name, dtype, shape, ByteSpan(path, offset, len(buf), member, in_memory),
+                        const_loader(buf), strides, element_offset, byteorder, dict(attrs))
+
+
+def record_from_array(name: str, arr: np.ndarray, path: str, *, member: str | None = None,
+                      **attrs: object) -> TensorRecord:
+    """A tensor from a NumPy array a format library produced (h5py, onnx, protobuf)."""
+    dt = from_numpy(arr.dtype)
+    if dt is None:
+        raise FormatError(path, f"tensor {name!r}: unsupported dtype {arr.dtype}", member=member)
+    order = ">" if arr.dtype.byteorder == ">" else "<"
+    arr = np.ascontiguousarray(arr)
+    return record_from_buffer(name, dt, tuple(arr.shape), arr.data.cast("B") if arr.size else b"",
+                              path, member=member, byteorder=order, **attrs)

@@ -1,0 +1,1 @@
+"""Bounded reads: cursors over mapped files, archives walked under limits."""

@@ -1,0 +1,174 @@
+"""Walk zip archives under limits and record what is odd about them.
+
+The central directory is parsed by `zipfile`; every member's local header is then read back
+from the mapped file so stored members can be memory-mapped in place and local/central
+disagreements recorded. Compressed members are inflated in bounded chunks."""
+
+from __future__ import annotations
+
+import posixpath
+import struct
+import zipfile
+import zlib
+from dataclasses import dataclass, field
+
+from assay.errors import FormatError, LimitError
+from assay.limits import Limits
+from assay.model.tensor import map_file
+
+_LOCAL = struct.Struct("<4sHHHHHIIIHH")
+_LOCAL_MAGIC = b"PK\x03\x04"
+
+
+@dataclass(frozen=True)
+class Member:
+    name: str
+    local_name: str
+    compress_type: int
+    compressed_size: int
+    size: int
+    crc: int
+    flags: int
+    header_offset: int
+    data_offset: int
+
+    @property
+    def stored(self) -> bool:
+        return self.compress_type == zipfile.ZIP_STORED and not self.flags & 0x1
+
+
+@dataclass
+class ZipArchive:
+    path: str
+    members: list[Member]
+    oddities: list[tuple[str, str]] = field(default_factory=list)   # (member, what)
+    limits: Limits = field(default_factory=Limits)
+    prefix_bytes: int = 0
+
+    def names(self) -> list[str]:
+        return [m.name for m in self.members]
+
+    def get(self, name: str) -> Member | None:
+        for m in self.members:
+            if m.name == name:
+                return m
+        return None
+
+    def data(self, m: Member) -> memoryview | bytes:
+        """The member's bytes: a slice of the file map when stored, else inflated under limits."""
+        mapped = map_file(self.path)
+        if m.stored:
+            return memoryview(mapped)[m.data_offset:m.data_offset + m.size]
+        if m.flags & 0x1:
+            raise FormatError(self.path, "member is encrypted", member=m.name)
+        if m.size > self.limits.max_decompressed_bytes:
+            raise LimitError(self.path, f"member inflates to {m.size} bytes, over the limit "
+                             f"of {self.limits.max_decompressed_bytes}", member=m.name)
+        raw = memoryview(mapped)[m.data_offset:m.data_offset + m.compressed_size]
+        return _inflate(self.path, m, raw, self.limits)
+
+
+def _inflate(path: str, m: Member, raw: memoryview, limits: Limits) -> bytes:
+    cap = min(limits.max_decompressed_bytes,
+              max(m.size, 0) + 1, max(len(raw), 1) * limits.max_compression_ratio + 1024)
+    if m.compress_type == zipfile.ZIP_DEFLATED:
+        d = zlib.decompressobj(-15)
+    elif m.compress_type == zipfile.ZIP_BZIP2:
+        import bz2
+        d = bz2.BZ2Decompressor()  # type: ignore[assignment]
+    elif m.compress_type == zipfile.ZIP_LZMA:
+        # zip's LZMA wraps a properties header; let zipfile do it on a bounded budget
+        return _zipfile_read(path, m, cap, limits)
+    else:
+        raise FormatError(path, f"unsupported compression method {m.compress_type}", member=m.name)
+    out = bytearray()
+    step = 1 << 20
+    pos = 0
+    while pos < len(raw) and len(out) < cap:
+        chunk = raw[pos:pos + step]
+        pos += len(chunk)
+        out += d.decompress(chunk, cap - len(out)) if m.compress_type == zipfile.ZIP_DEFLATED \
+            else d.decompress(bytes(chunk), cap - len(out))
+    if len(out) >= cap and len(out) > m.size:
+        raise LimitError(path, f"member inflates past its declared size of {m.size} bytes "
+                         f"(ratio or size limit)", member=m.name)
+    if len(out) != m.size:
+        raise FormatError(path, f"member inflates to {len(out)} bytes, header says {m.size}",
+                          member=m.name)
+    if zlib.crc32(out) != m.crc:
+        raise FormatError(path, "member CRC-32 does not match its header", member=m.name)
+    return bytes(out)
+
+
+def _zipfile_read(path: str, m: Member, cap: int, limits: Limits) -> bytes:
+    with zipfile.ZipFile(path) as zf:
+        info = zf.getinfo(m.name)
+        with zf.open(info) as fh:
+            out = fh.read(cap)
+    if len(out) >= cap and len(out) > m.size:
+        raise LimitError(path, "member inflates past its declared size", member=m.name)
+    return out
+
+
+def is_zip(head: bytes) -> bool:
+    return head[:4] in (b"PK\x03\x04", b"PK\x05\x06")
+
+
+def open_zip(path: str, limits: Limits) -> ZipArchive:
+    """Parse a zip's directory and local headers; raise FormatError for what cannot be read."""
+    try:
+        zf = zipfile.ZipFile(path)
+    except (zipfile.BadZipFile, OSError, ValueError, NotImplementedError, EOFError) as exc:
+        raise FormatError(path, f"not a readable zip archive: {exc}") from None
+    with zf:
+        infos = zf.infolist()
+    if len(infos) > limits.max_archive_members:
+        raise LimitError(path, f"archive has {len(infos)} members, over the limit of "
+                         f"{limits.max_archive_members}")
+    mapped = map_file(path)
+    total = len(mapped)
+    members: list[Member] = []
+    oddities: list[tuple[str, str]] = []
+    seen: set[str] = set()
+    spans: list[tuple[int, int, str]] = []
+    for info in infos:
+        name = info.filename
+        off = info.header_offset
+        if off < 0 or off + _LOCAL.size > total:
+            raise FormatError(path, f"local header at {off} lies outside the file", member=name)
+        (magic, _ver, flags, method, _t, _d, crc, csize, usize, nlen, xlen) = _LOCAL.unpack_from(
+            mapped, off)
+        if magic != _LOCAL_MAGIC:
+            raise FormatError(path, f"no local header signature at offset {off}", member=name)
+        local_name = bytes(mapped[off + 30:off + 30 + nlen]).decode("utf-8", "replace")
+        data_off = off + 30 + nlen + xlen
+        if data_off + info.compress_size > total:
+            raise FormatError(path, f"member data ({info.compress_size} bytes at {data_off}) "
+                              "runs past the end of the file", member=name)
+        if info.file_size > limits.max_member_bytes:
+            raise LimitError(path, f"member declares {info.file_size} bytes", member=name)
+        if local_name != name:
+            oddities.append((name, f"local header names it {local_name!r}"))
+        if method != info.compress_type:
+            oddities.append((name, "local and central headers disagree on compression"))
+        if name in seen:
+            oddities.append((name, "duplicate member name"))
+        seen.add(name)
+        norm = posixpath.normpath(name.replace("\\", "/"))
+        if name.startswith(("/", "\\")) or (len(name) > 1 and name[1] == ":") \
+                or norm.startswith("../") or norm == "..":
+            oddities.append((name, "path leaves the extraction folder"))
+        if info.flag_bits & 0x1:
+            oddities.append((name, "member is encrypted"))
+        if info.compress_type != zipfile.ZIP_STORED and info.compress_size and \
+                info.file_size / info.compress_size > limits.max_compression_ratio:
+            oddities.append((name, f"compression ratio {info.file_size // info.compress_size}:1"))
+        spans.append((data_off, data_off + info.compress_size, name))
+        members.append(Member(name, local_name, info.compress_type, info.compress_size,
+                              info.file_size, info.CRC, info.flag_bits, off, data_off))
+    spans.sort()
+    for (_s1, e1, n1), (s2, _e2, n2) in zip(spans, spans[1:]):
+        if s2 < e1:
+            oddities.append((n2, f"data overlaps member {n1!r}"))
+    first = min((m.header_offset for m in members), default=0)
+    return ZipArchive(path, members, oddities, limits, prefix_bytes=first)

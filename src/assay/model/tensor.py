@@ -1,0 +1,96 @@
+"""One tensor of the in-memory model: name, canonical dtype, shape, where its bytes are, lazy read."""
+
+from __future__ import annotations
+
+import math
+import mmap
+import os
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from functools import lru_cache
+
+import numpy as np
+
+from assay.model.dtypes import DType
+
+
+@lru_cache(maxsize=256)
+def _mapped(path: str, size: int, mtime_ns: int) -> mmap.mmap:
+    with open(path, "rb") as fh:
+        return mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ)
+
+
+def map_file(path: str) -> memoryview | bytes:
+    """A read-only memory map of `path` (empty bytes for an empty file)."""
+    st = os.stat(path)
+    if st.st_size == 0:
+        return b""
+    return memoryview(_mapped(os.path.abspath(path), st.st_size, st.st_mtime_ns))
+
+
+@dataclass(frozen=True)
+class ByteSpan:
+    """Where a tensor's storage lives: a file (and archive member, if any) and a byte range.
+
+    `offset` is absolute in `file`; for a compressed member it is the offset inside the
+    decompressed member and `in_memory` is true."""
+
+    file: str
+    offset: int
+    length: int
+    member: str | None = None
+    in_memory: bool = False
+
+
+@dataclass(frozen=True)
+class TensorRecord:
+    name: str
+    dtype: DType
+    shape: tuple[int, ...]
+    span: ByteSpan | None
+    # How to get the storage bytes: returns a buffer holding at least the tensor's elements.
+    loader: Callable[[], memoryview | bytes] = field(repr=False, compare=False)
+    # Element strides (None = C order contiguous), element offset into the buffer, byte order.
+    strides: tuple[int, ...] | None = None
+    element_offset: int = 0
+    byteorder: str = "<"
+    attrs: dict[str, object] = field(default_factory=dict, compare=False)
+
+    @property
+    def numel(self) -> int:
+        return math.prod(self.shape)
+
+    @property
+    def nbytes(self) -> int:
+        return self.dtype.nbytes(self.numel)
+
+    def read(self) -> np.ndarray:
+        """The tensor as a read-only NumPy array over the mapped (or decoded) storage.
+
+        Element types come back in their own dtype (bfloat16 and float8 via ml_dtypes), in the
+        file's byte order and strides; block types come back as raw uint8 blocks of shape
+        (n_blocks, block_bytes)."""
+        buf = self.loader()
+        dt = self.dtype
+        if dt.is_block:
+            nblocks = self.numel // dt.block_size
+            start = self.element_offset
+            arr = np.frombuffer(buf, dtype=np.uint8, count=nblocks * dt.block_bytes, offset=start)
+            return arr.reshape(nblocks, dt.block_bytes)
+        assert dt.numpy is not None
+        npdt = dt.numpy.newbyteorder(self.byteorder) if dt.numpy.itemsize > 1 else dt.numpy
+        item = npdt.itemsize
+        if self.strides is None or self.numel == 0:
+            arr = np.frombuffer(buf, dtype=npdt, count=self.numel, offset=self.element_offset * item)
+            return arr.reshape(self.shape)
+        base = np.frombuffer(buf, dtype=npdt)
+        return np.lib.stride_tricks.as_strided(
+            base[self.element_offset:], shape=self.shape,
+            strides=tuple(s * item for s in self.strides), writeable=False)
+
+    def canonical_bytes(self) -> bytes:
+        """Little-endian, C-order bytes of the values (raw blocks for block types)."""
+        arr = self.read()
+        if not self.dtype.is_block and arr.dtype.byteorder == ">":
+            arr = arr.astype(arr.dtype.newbyteorder("<"))
+        return np.ascontiguousarray(arr).tobytes()
