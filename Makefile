@@ -28,7 +28,6 @@ demo: $(VENV)/.core
 
 lint: $(VENV)/.test
 	$(BIN)/ruff check src tests benchmarks
-	$(PYTHON) ../shared/tools/unsafe_calls.py src 2>/dev/null || $(BIN)/python tests/unsafe_calls_check.py src
 
 test: lint
 	$(BIN)/pytest -q

@@ -41,7 +41,7 @@ def test_numpy_written_file_is_bit_identical(tmp_path: Path) -> None:
     got = {t.name: t for t in art.tensors}
     assert set(got) == set(tensors)
     with safe_open(str(p), "numpy") as f:
-        for name in f.keys():  # noqa: SIM118
+        for name in f.keys():
             ref = f.get_tensor(name)
             assert got[name].shape == ref.shape
             assert _same(got[name].read(), ref), name

@@ -6,6 +6,7 @@ choose. Folders go to the folder reader, which reads each weight file through th
 
 from __future__ import annotations
 
+import importlib
 import os
 
 from assay.errors import FormatError, UnknownFormatError, UsageError
@@ -26,7 +27,7 @@ def _readers() -> list[Reader]:
     ]
     for optional in ("gguf_format", "keras", "onnx_format", "leela", "sklearn", "plain_pickle"):
         try:
-            mod = __import__(f"assay.formats.{optional}", fromlist=["READERS"])
+            mod = importlib.import_module(f"assay.formats.{optional}")
         except ModuleNotFoundError as exc:
             if exc.name and exc.name.startswith("assay.formats"):
                 continue
@@ -58,6 +59,8 @@ def detect(path: str, limits: Limits = DEFAULT_LIMITS) -> tuple[Reader, Probe]:
     for r in readers():
         if r.sniff(probe):
             return r, probe
+    if probe.zip_error is not None:
+        raise probe.zip_error
     raise UnknownFormatError(path, "not a model weight format assay recognises "
                              f"(first bytes {probe.head[:8].hex()})")
 

@@ -33,13 +33,17 @@ class Probe:
             head = fh.read(4096)
         return cls(path, head, os.path.getsize(path), limits)
 
+    zip_error: FormatError | None = None
+
     @cached_property
     def zip(self) -> ZipArchive | None:
+        """The parsed zip directory, or None (a damaged zip keeps its error in `zip_error`)."""
         if not is_zip(self.head):
             return None
         try:
             return open_zip(self.path, self.limits)
-        except FormatError:
+        except FormatError as exc:
+            self.zip_error = exc
             return None
 
     def zip_names(self) -> list[str]:

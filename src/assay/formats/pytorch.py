@@ -40,9 +40,10 @@ STORAGE_DTYPES = {
     "UInt64Storage": "uint64", "Float8_e4m3fnStorage": "float8_e4m3fn",
     "Float8_e5m2Storage": "float8_e5m2", "Float8_e4m3fnuzStorage": "float8_e4m3fnuz",
     "Float8_e5m2fnuzStorage": "float8_e5m2fnuz", "Float8_e8m0fnuStorage": "float8_e8m0fnu",
-    "UntypedStorage": "uint8",
 }
+UNTYPED = ("torch.storage.UntypedStorage", "torch.UntypedStorage")
 REBUILD_TENSOR = ("torch._utils._rebuild_tensor_v2", "torch._utils._rebuild_tensor")
+REBUILD_V3 = "torch._utils._rebuild_tensor_v3"   # untyped storage + explicit dtype argument
 
 
 @dataclass(frozen=True)
@@ -57,6 +58,8 @@ class Storage:
 def _storage_dtype(path: str, cls: Any) -> DType:
     if isinstance(cls, Global) and cls.module == "torch" and cls.name in STORAGE_DTYPES:
         return DTYPES[STORAGE_DTYPES[cls.name]]
+    if isinstance(cls, Global) and cls.qualname in UNTYPED:
+        return DTYPES["uint8"]
     raise FormatError(path, f"pytorch: unknown storage type {cls!r}")
 
 
@@ -85,12 +88,17 @@ class _Tensors:
             return self.rebuild(node.args[2])
         if calls(node, *REBUILD_TENSOR):
             return self.rebuild(node.args)
+        if calls(node, REBUILD_V3) and len(node.args) >= 7:
+            dt = node.args[6]
+            if not (isinstance(dt, Global) and dt.module == "torch" and dt.name in DTYPES):
+                raise FormatError(self.path, f"pytorch: unknown tensor dtype {dt!r}")
+            return self.rebuild(node.args, DTYPES[dt.name])
         arr = numpy_array(node)
         if arr is not None:
             return arr
         return None
 
-    def rebuild(self, args: Any) -> Any:
+    def rebuild(self, args: Any, dtype: DType | None = None) -> Any:
         if not isinstance(args, tuple) or len(args) < 4:
             raise FormatError(self.path, "pytorch: tensor rebuild with too few arguments")
         storage, offset, size, stride = args[:4]
@@ -102,14 +110,17 @@ class _Tensors:
             raise FormatError(self.path, "pytorch: tensor rebuild with malformed size or stride")
         if offset < 0 or any(x < 0 for x in size + stride):
             raise FormatError(self.path, "pytorch: negative size, stride or offset")
+        dt, capacity = st.dtype, st.numel
+        if dtype is not None and dtype is not st.dtype:
+            dt, capacity = dtype, st.dtype.nbytes(st.numel) // max(dtype.bits // 8, 1)
         numel = math.prod(size)
         if numel:
             last = offset + sum((d - 1) * s for d, s in zip(size, stride))
-            if last >= st.numel:
+            if last >= capacity:
                 raise FormatError(self.path, f"pytorch: tensor reaches element {last} of storage "
                                   f"{st.key}, which holds {st.numel}")
         contiguous = _c_strides(size) == stride
-        return TensorRecord("", st.dtype, size, st.span, lambda b=st.buf: b,
+        return TensorRecord("", dt, size, st.span, lambda b=st.buf: b,
                             None if contiguous else stride, offset, self.byteorder,
                             {"storage": st.key})
 
@@ -206,7 +217,7 @@ def _zip_storages(path: str, z: ZipArchive, res: PickleResult, folder: str) -> d
         if m is None:
             raise FormatError(path, f"pytorch: storage member {folder + key!r} is missing")
         numel = t[4] if isinstance(t[4], int) else -1
-        if t[1].name == "UntypedStorage" or numel < 0:
+        if numel < 0:
             numel = m.size // max(dt.bits // 8, 1)
         if dt.nbytes(numel) > m.size:
             raise FormatError(path, f"pytorch: storage {key} declares {numel} elements but its "

@@ -36,6 +36,19 @@ def calls(v: Any, *qualnames: str) -> bool:
     return isinstance(v, Call) and is_global(v.func, *qualnames)
 
 
+def as_bytes(v: Any) -> bytes | Raw | None:
+    """Bytes, or protocol 2's `_codecs.encode(text, 'latin1')` spelling of bytes, else None."""
+    if isinstance(v, bytes | Raw):
+        return v
+    if calls(v, "_codecs.encode") and len(v.args) == 2 and isinstance(v.args[0], str) and \
+            v.args[1] in ("latin1", "latin-1"):
+        try:
+            return v.args[0].encode("latin-1")
+        except UnicodeEncodeError:
+            return None
+    return None
+
+
 def numpy_dtype(v: Any) -> np.dtype | None:
     """`numpy.dtype('f4', False, True)` with BUILD state `(3, '<', ...)` -> np.dtype('<f4')."""
     if not calls(v, "numpy.dtype") or not v.args or not isinstance(v.args[0], str):
@@ -67,7 +80,8 @@ def numpy_array(v: Any) -> ArrayRef | None:
     if dt is None or not isinstance(shape, tuple) or not all(
             isinstance(d, int) and not isinstance(d, bool) and d >= 0 for d in shape):
         return None
-    return ArrayRef(dt, shape, bool(fortran), raw)
+    data = raw if isinstance(raw, list) else as_bytes(raw)
+    return ArrayRef(dt, shape, bool(fortran), data)
 
 
 def numpy_scalar(v: Any) -> Any:
@@ -77,7 +91,7 @@ def numpy_scalar(v: Any) -> Any:
     if v.func.module not in NUMPY_MODULES or v.func.name != "scalar" or len(v.args) < 2:
         return None
     dt = numpy_dtype(v.args[0])
-    raw = v.args[1]
+    raw = as_bytes(v.args[1])
     if dt is None or dt.kind not in "biufc" or not isinstance(raw, bytes) or len(raw) != dt.itemsize:
         return None
     return np.frombuffer(raw, dtype=dt)[0].item()
