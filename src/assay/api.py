@@ -8,7 +8,15 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
+from assay.analyses import diff as diff_analysis
+from assay.analyses import identity
+from assay.analyses.diff import DiffResult
+from assay.analyses.identity import Identity, Manifest, Verification
 from assay.analyses.summary import Summary, summarize
+from assay.documents import manifest
+from assay.errors import UsageError
 from assay.formats import read_path
 from assay.limits import DEFAULT_LIMITS, Limits
 from assay.model.artifact import ModelArtifact
@@ -22,3 +30,39 @@ def open_model(path: str, limits: Limits = DEFAULT_LIMITS) -> ModelArtifact:
 def inspect(path: str, *, tensors: bool = False, limits: Limits = DEFAULT_LIMITS) -> Summary:
     """Summarise a weight file or folder: format, files, totals, dtypes, largest tensors."""
     return summarize(open_model(path, limits), with_tensors=tensors)
+
+
+def identify(path: str, *, limits: Limits = DEFAULT_LIMITS,
+             progress: Callable[[int], None] | None = None,
+             on_open: Callable[[ModelArtifact], None] | None = None) -> Identity:
+    """Content and named identity of the weights at `path` (see docs/identity.md)."""
+    art = open_model(path, limits)
+    if on_open:
+        on_open(art)
+    return identity.identify(art, progress)
+
+
+def read_manifest(path: str) -> Manifest:
+    try:
+        with open(path, encoding="utf-8") as fh:
+            text = fh.read(64 << 20)
+    except (OSError, UnicodeDecodeError) as exc:
+        raise UsageError(path, f"cannot read manifest: {exc}") from None
+    return manifest.from_text(text, path)
+
+
+def verify(manifest_path: str, path: str, *, limits: Limits = DEFAULT_LIMITS,
+           progress: Callable[[int], None] | None = None) -> Verification:
+    """Check the weights at `path` against a manifest written by `assay id --manifest`."""
+    m = read_manifest(manifest_path)
+    return identity.verify(identify(path, limits=limits, progress=progress), m)
+
+
+def diff(a: str, b: str, *, limits: Limits = DEFAULT_LIMITS,
+         progress: Callable[[int], None] | None = None,
+         on_open: Callable[[ModelArtifact, ModelArtifact], None] | None = None) -> DiffResult:
+    """What changed from the weights at `a` to those at `b`, and how they relate."""
+    art_a, art_b = open_model(a, limits), open_model(b, limits)
+    if on_open:
+        on_open(art_a, art_b)
+    return diff_analysis.diff(art_a, art_b, progress)

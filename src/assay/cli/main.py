@@ -11,7 +11,9 @@ import typer
 from rich.console import Console
 
 from assay import api
+from assay.cli.progress import ByteProgress
 from assay.errors import AssayError
+from assay.render import identity as render_identity
 from assay.render import inspect as render_inspect
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
@@ -44,12 +46,90 @@ def inspect(
     except AssayError as exc:
         raise fail(exc.one_line()) from None
     if fmt is OutputFormat.json:
-        sys.stdout.write(json.dumps(render_inspect.to_json(summary), indent=2, default=str) + "\n")
+        _emit_json(render_inspect.to_json(summary))
     else:
-        out = Console(highlight=False)
-        if not out.is_terminal:
-            out = Console(highlight=False, width=160)
-        out.print(render_inspect.to_text(summary))
+        _stdout().print(render_inspect.to_text(summary))
+
+
+def _stdout() -> Console:
+    out = Console(highlight=False)
+    return out if out.is_terminal else Console(highlight=False, width=160)
+
+
+def _emit_json(doc: dict) -> None:
+    sys.stdout.write(json.dumps(doc, indent=2, default=str) + "\n")
+
+
+@app.command("id")
+def id_(
+    path: Annotated[str, typer.Argument(help="A weight file or a model folder.")],
+    fmt: Annotated[OutputFormat, typer.Option("--format", "-f", help="Output format.")]
+    = OutputFormat.text,
+    tensors: Annotated[bool, typer.Option("--tensors", help="Show every tensor digest.")] = False,
+    manifest: Annotated[str | None, typer.Option("--manifest", metavar="OUT",
+                                                 help="Write a manifest of tensor digests to OUT.")] = None,
+    verify: Annotated[str | None, typer.Option("--verify", metavar="MANIFEST",
+                                               help="Check PATH against a manifest; exit 1 on mismatch.")]
+    = None,
+) -> None:
+    """The identity of these weights, whatever the format: same values, same identity."""
+    from assay.documents import manifest as manifest_doc
+    if manifest and verify:
+        raise fail("--manifest and --verify cannot be combined")
+    try:
+        expected = api.read_manifest(verify) if verify else None
+        with ByteProgress(err, "hashing") as bar:
+            ident = api.identify(path, progress=bar.advance, on_open=lambda a: bar.start(a.total_bytes))
+    except AssayError as exc:
+        raise fail(exc.one_line()) from None
+    if expected is not None and verify is not None:
+        from assay.analyses.identity import verify as check
+        result = check(ident, expected)
+        if fmt is OutputFormat.json:
+            _emit_json(render_identity.verification_json(path, verify, result))
+        else:
+            _stdout().print(render_identity.verification_text(path, result), end="")
+        raise typer.Exit(EXIT_OK if result.matches else EXIT_FOUND)
+    if manifest:
+        from assay.analyses.identity import manifest_of
+        try:
+            with open(manifest, "x", encoding="utf-8") as fh:
+                json.dump(manifest_doc.to_json(manifest_of(ident)), fh, indent=2)
+                fh.write("\n")
+        except FileExistsError:
+            raise fail(f"{manifest}: already exists; not overwriting") from None
+        except OSError as exc:
+            raise fail(f"{manifest}: cannot write manifest: {exc.strerror or exc}") from None
+    if fmt is OutputFormat.json:
+        _emit_json(render_identity.to_json(path, ident, tensors))
+    else:
+        _stdout().print(render_identity.to_text(path, ident, tensors))
+
+
+@app.command("diff")
+def diff_(
+    a: Annotated[str, typer.Argument(help="The first (older) model: file or folder.")],
+    b: Annotated[str, typer.Argument(help="The second (newer) model: file or folder.")],
+    fmt: Annotated[OutputFormat, typer.Option("--format", "-f", help="Output format.")]
+    = OutputFormat.text,
+    max_depth: Annotated[int, typer.Option("--max-depth", min=0,
+                                           help="Group tensors by this many name segments.")] = 1,
+    only_changed: Annotated[bool, typer.Option("--only-changed",
+                                               help="Hide tensors that are identical.")] = False,
+) -> None:
+    """What changed between two models; exit 0 identical, 1 different, 2 error."""
+    from assay.render import diff as render_diff
+    try:
+        with ByteProgress(err, "comparing") as bar:
+            result = api.diff(a, b, progress=bar.advance,
+                              on_open=lambda x, y: bar.start(max(x.parameter_count, y.parameter_count)))
+    except AssayError as exc:
+        raise fail(exc.one_line()) from None
+    if fmt is OutputFormat.json:
+        _emit_json(render_diff.to_json(result, only_changed))
+    else:
+        _stdout().print(render_diff.to_tree(result, max_depth, only_changed))
+    raise typer.Exit(EXIT_OK if result.identical else EXIT_FOUND)
 
 
 @app.callback()

@@ -32,7 +32,7 @@ from assay.io.source import Source
 from assay.limits import Limits
 from assay.model.artifact import ModelArtifact
 from assay.model.dtypes import DTYPES, DType, register_block_dtype
-from assay.model.tensor import TensorRecord
+from assay.model.tensor import TensorRecord, register_decoder
 
 MAGIC = b"GGUF"
 VERSIONS = (2, 3)
@@ -388,5 +388,9 @@ def dequantize(rec: TensorRecord) -> np.ndarray:
                                f"(tensor {rec.name!r})") from None
     return np.asarray(out, dtype=np.float32).reshape(rec.shape)
 
+
+for _name, _dt in GGML_TYPES.values():
+    if _dt.is_block:
+        register_decoder(_dt.name, dequantize)
 
 READERS = [Reader("gguf", sniff, read, "GGUF (llama.cpp / ggml)")]

@@ -28,6 +28,15 @@ def map_file(path: str) -> memoryview | bytes:
     return memoryview(_mapped(os.path.abspath(path), st.st_size, st.st_mtime_ns))
 
 
+# Decoders for quantized block types, registered by the reader that knows the format
+# (e.g. the GGUF reader for `gguf.*` block dtypes): dtype name -> record -> float32 values.
+_DECODERS: dict[str, Callable[[TensorRecord], np.ndarray]] = {}
+
+
+def register_decoder(dtype_name: str, fn: Callable[[TensorRecord], np.ndarray]) -> None:
+    _DECODERS[dtype_name] = fn
+
+
 @dataclass(frozen=True)
 class ByteSpan:
     """Where a tensor's storage lives: a file (and archive member, if any) and a byte range.
@@ -87,6 +96,23 @@ class TensorRecord:
         return np.lib.stride_tricks.as_strided(
             base[self.element_offset:], shape=self.shape,
             strides=tuple(s * item for s in self.strides), writeable=False)
+
+    def can_decode(self) -> bool:
+        return not self.dtype.is_block or self.dtype.name in _DECODERS
+
+    def values(self, dtype: type = np.float32) -> np.ndarray:
+        """The values as floats in the row-major shape (block types decoded by their reader).
+
+        Raises LookupError when no decoder is registered for a block type."""
+        if self.dtype.is_block:
+            fn = _DECODERS.get(self.dtype.name)
+            if fn is None:
+                raise LookupError(f"no decoder for {self.dtype.name}")
+            return np.asarray(fn(self), dtype=dtype)
+        arr = self.read()
+        if arr.dtype.kind == "c":
+            arr = arr.real
+        return arr.astype(dtype)
 
     def canonical_bytes(self) -> bytes:
         """Little-endian, C-order bytes of the values (raw blocks for block types)."""

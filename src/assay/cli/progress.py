@@ -1,0 +1,39 @@
+"""A byte-count progress bar on stderr, shown only for large work on a terminal."""
+
+from __future__ import annotations
+
+from types import TracebackType
+
+from rich.console import Console
+from rich.progress import BarColumn, DownloadColumn, Progress, TaskID, TimeRemainingColumn
+
+THRESHOLD = 256 << 20
+
+
+class ByteProgress:
+    def __init__(self, console: Console, label: str) -> None:
+        self.console = console
+        self.label = label
+        self.progress: Progress | None = None
+        self.task: TaskID | None = None
+
+    def __enter__(self) -> ByteProgress:
+        return self
+
+    def start(self, total: int) -> None:
+        if total < THRESHOLD or not self.console.is_terminal:
+            return
+        self.progress = Progress("[progress.description]{task.description}", BarColumn(),
+                                 DownloadColumn(), TimeRemainingColumn(), console=self.console,
+                                 transient=True)
+        self.progress.start()
+        self.task = self.progress.add_task(self.label, total=total)
+
+    def advance(self, n: int) -> None:
+        if self.progress is not None and self.task is not None:
+            self.progress.advance(self.task, n)
+
+    def __exit__(self, et: type[BaseException] | None, ev: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        if self.progress is not None:
+            self.progress.stop()

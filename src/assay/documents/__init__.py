@@ -1,0 +1,1 @@
+"""Versioned documents assay writes and reads back (manifests)."""
