@@ -16,7 +16,7 @@ from assay.analyses.diff import DiffResult
 from assay.analyses.identity import Identity, Manifest, Verification
 from assay.analyses.summary import Summary, summarize
 from assay.documents import manifest
-from assay.errors import UsageError
+from assay.errors import FormatError, UsageError
 from assay.formats import read_path
 from assay.limits import DEFAULT_LIMITS, Limits
 from assay.model.artifact import ModelArtifact
@@ -39,7 +39,10 @@ def identify(path: str, *, limits: Limits = DEFAULT_LIMITS,
     art = open_model(path, limits)
     if on_open:
         on_open(art)
-    return identity.identify(art, progress)
+    try:
+        return identity.identify(art, progress)
+    except OSError as exc:
+        raise FormatError(path, f"read failed while hashing: {exc}") from None
 
 
 def read_manifest(path: str) -> Manifest:
@@ -65,4 +68,7 @@ def diff(a: str, b: str, *, limits: Limits = DEFAULT_LIMITS,
     art_a, art_b = open_model(a, limits), open_model(b, limits)
     if on_open:
         on_open(art_a, art_b)
-    return diff_analysis.diff(art_a, art_b, progress)
+    try:
+        return diff_analysis.diff(art_a, art_b, progress)
+    except OSError as exc:
+        raise FormatError(f"{a} / {b}", f"read failed while comparing: {exc}") from None

@@ -20,14 +20,13 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 import blake3
-import numpy as np
 
 from assay.model.artifact import ModelArtifact
 from assay.model.tensor import TensorRecord
 
 TENSOR_V = "assay-tensor-v1"
 MODEL_V = "assay-model-v1"
-CHUNK = 16 << 20     # bytes converted at a time for non-contiguous or big-endian tensors
+CHUNK = 16 << 20     # bytes hashed at a time
 
 Progress = Callable[[int], None]
 
@@ -63,32 +62,10 @@ def _hasher() -> blake3.blake3:
     return blake3.blake3(max_threads=blake3.blake3.AUTO)
 
 
-def _canonical_chunks(t: TensorRecord) -> Iterable[memoryview | bytes]:
-    """The canonical bytes in pieces, without materialising a converted copy of the whole tensor."""
-    if t.numel == 0:
-        return
-    if t.dtype.is_block:
-        yield t.read().reshape(-1).data
-        return
-    arr = t.read()
-    little = arr.dtype.byteorder != ">"
-    if little and arr.flags.c_contiguous:
-        yield memoryview(arr.reshape(-1).view(np.uint8))
-        return
-    if arr.ndim == 0:
-        arr = arr.reshape(1)
-    rows = max(1, CHUNK // max(1, arr[0].nbytes if arr.shape[0] else 1))
-    for i in range(0, arr.shape[0], rows):
-        piece = arr[i:i + rows]
-        if not little:
-            piece = piece.astype(piece.dtype.newbyteorder("<"))
-        yield memoryview(np.ascontiguousarray(piece).reshape(-1).view(np.uint8))
-
-
 def tensor_digest(t: TensorRecord, progress: Progress | None = None) -> TensorDigest:
     h = _hasher()
     h.update(_header(t))
-    for chunk in _canonical_chunks(t):
+    for chunk in t.canonical_chunks(CHUNK):
         h.update(chunk)
         if progress:
             progress(len(chunk))

@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 import mmap
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from functools import lru_cache
 
@@ -35,6 +35,20 @@ _DECODERS: dict[str, Callable[[TensorRecord], np.ndarray]] = {}
 
 def register_decoder(dtype_name: str, fn: Callable[[TensorRecord], np.ndarray]) -> None:
     _DECODERS[dtype_name] = fn
+
+
+def _file_range(path: str, offset: int, length: int, chunk: int) -> Iterator[memoryview]:
+    buf = bytearray(min(chunk, length))
+    view = memoryview(buf)
+    with open(path, "rb", buffering=0) as fh:
+        fh.seek(offset)
+        left = length
+        while left:
+            n = fh.readinto(view[:min(len(buf), left)])
+            if not n:
+                raise OSError(f"{path}: file shrank while being read")
+            yield view[:n]
+            left -= n
 
 
 @dataclass(frozen=True)
@@ -113,6 +127,32 @@ class TensorRecord:
         if arr.dtype.kind == "c":
             arr = arr.real
         return arr.astype(dtype)
+
+    def canonical_chunks(self, chunk: int = 16 << 20) -> Iterator[memoryview]:
+        """The canonical bytes (little-endian, C order; raw blocks) in pieces of about `chunk`.
+
+        Contiguous little-endian data on disk is streamed through one reusable buffer, so
+        resident memory stays flat; other layouts are converted a slab of rows at a time."""
+        if self.numel == 0:
+            return
+        s = self.span
+        item = 1 if self.dtype.is_block else self.dtype.bits // 8
+        if s is not None and not s.in_memory and self.strides is None and \
+                (self.byteorder == "<" or item == 1):
+            yield from _file_range(s.file, s.offset + self.element_offset * item, self.nbytes, chunk)
+            return
+        arr = self.read()
+        if self.dtype.is_block or (arr.dtype.byteorder != ">" and arr.flags.c_contiguous):
+            yield memoryview(np.ascontiguousarray(arr).reshape(-1).view(np.uint8))
+            return
+        if arr.ndim == 0:
+            arr = arr.reshape(1)
+        rows = max(1, chunk // max(1, arr[0].nbytes if arr.shape[0] else 1))
+        for i in range(0, arr.shape[0], rows):
+            piece = arr[i:i + rows]
+            if piece.dtype.byteorder == ">":
+                piece = piece.astype(piece.dtype.newbyteorder("<"))
+            yield memoryview(np.ascontiguousarray(piece).reshape(-1).view(np.uint8))
 
     def canonical_bytes(self) -> bytes:
         """Little-endian, C-order bytes of the values (raw blocks for block types)."""
