@@ -9,17 +9,20 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
-from assay.analyses import diff as diff_analysis
-from assay.analyses import identity
-from assay.analyses.diff import DiffResult
-from assay.analyses.identity import Identity, Manifest, Verification
 from assay.analyses.summary import Summary, summarize
-from assay.documents import manifest
 from assay.errors import FormatError, UsageError
 from assay.formats import read_path
 from assay.limits import DEFAULT_LIMITS, Limits
 from assay.model.artifact import ModelArtifact
+
+if TYPE_CHECKING:
+    from assay.analyses.diff import DiffResult
+    from assay.analyses.identity import Identity, Manifest, Verification
+
+# Analyses that need NumPy or BLAKE3 are imported by the functions that use them, so that
+# reading a header (`inspect`) starts fast.
 
 
 def open_model(path: str, limits: Limits = DEFAULT_LIMITS) -> ModelArtifact:
@@ -39,6 +42,7 @@ def identify(path: str, *, limits: Limits = DEFAULT_LIMITS,
     art = open_model(path, limits)
     if on_open:
         on_open(art)
+    from assay.analyses import identity
     try:
         return identity.identify(art, progress)
     except OSError as exc:
@@ -51,12 +55,14 @@ def read_manifest(path: str) -> Manifest:
             text = fh.read(64 << 20)
     except (OSError, UnicodeDecodeError) as exc:
         raise UsageError(path, f"cannot read manifest: {exc}") from None
+    from assay.documents import manifest
     return manifest.from_text(text, path)
 
 
 def verify(manifest_path: str, path: str, *, limits: Limits = DEFAULT_LIMITS,
            progress: Callable[[int], None] | None = None) -> Verification:
     """Check the weights at `path` against a manifest written by `assay id --manifest`."""
+    from assay.analyses import identity
     m = read_manifest(manifest_path)
     return identity.verify(identify(path, limits=limits, progress=progress), m)
 
@@ -68,6 +74,7 @@ def diff(a: str, b: str, *, limits: Limits = DEFAULT_LIMITS,
     art_a, art_b = open_model(a, limits), open_model(b, limits)
     if on_open:
         on_open(art_a, art_b)
+    from assay.analyses import diff as diff_analysis
     try:
         return diff_analysis.diff(art_a, art_b, progress)
     except OSError as exc:

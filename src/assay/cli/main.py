@@ -13,8 +13,6 @@ from rich.console import Console
 from assay import api
 from assay.cli.progress import ByteProgress
 from assay.errors import AssayError
-from assay.render import identity as render_identity
-from assay.render import inspect as render_inspect
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
                   help="Read, scan, identify and trace model weights without executing them.")
@@ -41,6 +39,7 @@ def inspect(
     tensors: Annotated[bool, typer.Option("--tensors", help="List every tensor.")] = False,
 ) -> None:
     """What is in a weight file or model folder: format, tensors, dtypes, metadata."""
+    from assay.render import inspect as render_inspect
     try:
         summary = api.inspect(path, tensors=tensors)
     except AssayError as exc:
@@ -74,6 +73,7 @@ def id_(
 ) -> None:
     """The identity of these weights, whatever the format: same values, same identity."""
     from assay.documents import manifest as manifest_doc
+    from assay.render import identity as render_identity
     if manifest and verify:
         raise fail("--manifest and --verify cannot be combined")
     try:

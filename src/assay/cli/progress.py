@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 from types import TracebackType
+from typing import TYPE_CHECKING
 
-from rich.console import Console
-from rich.progress import BarColumn, DownloadColumn, Progress, TaskID, TimeRemainingColumn
+if TYPE_CHECKING:
+    from rich.console import Console
+    from rich.progress import Progress, TaskID
 
 THRESHOLD = 256 << 20
 
@@ -23,6 +25,7 @@ class ByteProgress:
     def start(self, total: int) -> None:
         if total < THRESHOLD or not self.console.is_terminal:
             return
+        from rich.progress import BarColumn, DownloadColumn, Progress, TimeRemainingColumn
         self.progress = Progress("[progress.description]{task.description}", BarColumn(),
                                  DownloadColumn(), TimeRemainingColumn(), console=self.console,
                                  transient=True)

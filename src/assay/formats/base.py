@@ -7,8 +7,7 @@ import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import cached_property
-
-import numpy as np
+from typing import TYPE_CHECKING
 
 from assay.errors import FormatError, LimitError
 from assay.io.archive import ZipArchive, is_zip, open_zip
@@ -16,6 +15,9 @@ from assay.limits import Limits
 from assay.model.artifact import ModelArtifact
 from assay.model.dtypes import DType, from_numpy
 from assay.model.tensor import ByteSpan, TensorRecord, map_file
+
+if TYPE_CHECKING:
+    import numpy as np
 
 
 @dataclass
@@ -106,6 +108,8 @@ def record_from_buffer(name: str, dtype: DType, shape: tuple[int, ...], buf: mem
 def record_from_array(name: str, arr: np.ndarray, path: str, *, member: str | None = None,
                       **attrs: object) -> TensorRecord:
     """A tensor from a NumPy array a format library produced (h5py, onnx, protobuf)."""
+    import numpy as np
+
     dt = from_numpy(arr.dtype)
     if dt is None:
         raise FormatError(path, f"tensor {name!r}: unsupported dtype {arr.dtype}", member=member)

@@ -15,8 +15,6 @@ import json
 import os
 from typing import Any
 
-import yaml
-
 from assay.errors import AssayError, FormatError, LimitError, UnknownFormatError
 from assay.limits import Limits
 from assay.model.artifact import ModelArtifact
@@ -71,6 +69,7 @@ def card_front_matter(path: str) -> dict[str, Any]:
     end = text.find("\n---", 3)
     if end < 0:
         return {}
+    import yaml
     try:
         data = yaml.safe_load(text[3:end])
     except yaml.YAMLError:

@@ -20,11 +20,8 @@ from __future__ import annotations
 import math
 import struct
 from dataclasses import dataclass, field
-from typing import Any
-
-import gguf.quants
-import numpy as np
-from gguf.constants import GGML_QUANT_SIZES, GGMLQuantizationType
+from functools import cache
+from typing import TYPE_CHECKING, Any
 
 from assay.errors import FormatError, LimitError, UnsupportedError
 from assay.formats.base import Probe, Reader, check_shape, record_from_file
@@ -33,6 +30,9 @@ from assay.limits import Limits
 from assay.model.artifact import ModelArtifact
 from assay.model.dtypes import DTYPES, DType, register_block_dtype
 from assay.model.tensor import TensorRecord, register_decoder
+
+if TYPE_CHECKING:
+    import numpy as np
 
 MAGIC = b"GGUF"
 VERSIONS = (2, 3)
@@ -60,8 +60,14 @@ VALUE_TYPES: dict[int, tuple[str, str | None]] = {
 STRING, ARRAY, UINT32, BOOL = 8, 9, 4, 7
 
 
-def _ggml_dtypes() -> dict[int, tuple[str, DType]]:
-    """ggml type code -> (ggml name, canonical dtype), from the gguf package's block table."""
+@cache
+def ggml_types() -> dict[int, tuple[str, DType]]:
+    """ggml type code -> (ggml name, canonical dtype), from the gguf package's block table.
+
+    Imported on first use, so that recognising other formats never pays for the gguf package;
+    block types are registered with their decoder at the same time."""
+    from gguf.constants import GGML_QUANT_SIZES, GGMLQuantizationType
+
     out: dict[int, tuple[str, DType]] = {}
     for qt in GGMLQuantizationType:
         sizes = GGML_QUANT_SIZES.get(qt)
@@ -72,11 +78,9 @@ def _ggml_dtypes() -> dict[int, tuple[str, DType]]:
             dt = DTYPES[ELEMENT_TYPES[qt.name]]
         else:
             dt = register_block_dtype(f"gguf.{qt.name.lower()}", block_size, type_size)
+            register_decoder(dt.name, dequantize)
         out[int(qt)] = (qt.name, dt)
     return out
-
-
-GGML_TYPES = _ggml_dtypes()
 
 
 def sniff(p: Probe) -> bool:
@@ -170,6 +174,7 @@ class _Parser:
         name, code = VALUE_TYPES[itype]
         size = struct.calcsize(code or "")
         self.count(n, size, self.lim.max_array_items, f"{what} item count")
+        import numpy as np
         dt = np.dtype(self.order + (code or ""))
         arr = np.frombuffer(self.read(n * size, what), dtype=dt, count=n)
         if itype == BOOL:
@@ -275,9 +280,9 @@ def _tensor_info(p: _Parser, names: set[str], i: int) -> _Info:
     names.add(name)
     shape = _dims(p, name)
     code = p.u32(f"ggml type of tensor {name!r}")
-    if code not in GGML_TYPES:
+    if code not in ggml_types():
         raise p.fail(f"tensor {name!r} has unknown ggml type {code}", p.src.pos - 4)
-    ggml, dt = GGML_TYPES[code]
+    ggml, dt = ggml_types()[code]
     if dt.is_block and (not shape or shape[-1] % dt.block_size):
         row = shape[-1] if shape else 1
         raise p.fail(f"tensor {name!r}: row length {row} is not a multiple of the {ggml} block "
@@ -369,6 +374,10 @@ def read(p: Probe) -> ModelArtifact:
 
 def dequantize(rec: TensorRecord) -> np.ndarray:
     """The tensor's values as float32 in its row-major shape (blocks decoded by `gguf.quants`)."""
+    import gguf.quants
+    import numpy as np
+    from gguf.constants import GGMLQuantizationType
+
     where = rec.span.file if rec.span else None
     name = rec.attrs.get("ggml_type")
     if not isinstance(name, str) or name not in GGMLQuantizationType.__members__:
@@ -388,9 +397,5 @@ def dequantize(rec: TensorRecord) -> np.ndarray:
                                f"(tensor {rec.name!r})") from None
     return np.asarray(out, dtype=np.float32).reshape(rec.shape)
 
-
-for _name, _dt in GGML_TYPES.values():
-    if _dt.is_block:
-        register_decoder(_dt.name, dequantize)
 
 READERS = [Reader("gguf", sniff, read, "GGUF (llama.cpp / ggml)")]

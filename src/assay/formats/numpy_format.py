@@ -11,8 +11,7 @@ from __future__ import annotations
 
 import ast
 import math
-
-import numpy as np
+from typing import TYPE_CHECKING
 
 from assay.errors import FormatError, LimitError, UnsupportedError
 from assay.formats.base import Probe, Reader, check_shape, record_from_buffer, record_from_file
@@ -24,6 +23,9 @@ from assay.limits import Limits
 from assay.model.artifact import ModelArtifact
 from assay.model.dtypes import from_numpy
 from assay.model.tensor import TensorRecord
+
+if TYPE_CHECKING:
+    import numpy as np
 
 MAGIC = b"\x93NUMPY"
 
@@ -61,6 +63,7 @@ def parse_header(src: Source, limits: Limits) -> tuple[np.dtype, bool, tuple[int
     descr = header["descr"]
     if not isinstance(descr, str):
         raise UnsupportedError(src.path, "npy: structured dtypes are not read", member=src.member)
+    import numpy as np
     try:
         dt = np.dtype(descr)
     except TypeError:

@@ -1,15 +1,28 @@
 """The canonical dtype table shared by every format.
 
-A dtype is either an element type (one value per `itemsize` bytes) or a block type (a quantized
-block of `block_size` values stored in `block_bytes` bytes, kept as such).
+A dtype is either an element type (one value per `bits // 8` bytes) or a block type (a quantized
+block of `block_size` values stored in `block_bytes` bytes, kept as such). NumPy (and ml_dtypes
+for bfloat16 and float8) are imported only when a NumPy dtype is first asked for, so reading a
+header never pays for them.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cache
+from typing import TYPE_CHECKING
 
-import ml_dtypes
-import numpy as np
+if TYPE_CHECKING:
+    import numpy as np
+
+
+@cache
+def _np_dtype(code: str) -> np.dtype:
+    import numpy as np
+    if code.startswith("ml:"):
+        import ml_dtypes
+        return np.dtype(getattr(ml_dtypes, code[3:]))
+    return np.dtype(code)
 
 
 @dataclass(frozen=True)
@@ -17,13 +30,22 @@ class DType:
     name: str
     kind: str                 # "bool" | "int" | "uint" | "float" | "complex" | "block"
     bits: int                 # bits per element (block: bits per block)
-    numpy: np.dtype | None    # little-endian numpy dtype for element types
+    np_code: str | None       # little-endian NumPy type code ("<f4"), "ml:<name>" for ml_dtypes
     block_size: int = 1       # values per block (1 for element types)
     block_bytes: int = 0      # bytes per block (block types only)
 
     @property
     def is_block(self) -> bool:
         return self.kind == "block"
+
+    @property
+    def itemsize(self) -> int:
+        return self.block_bytes if self.is_block else self.bits // 8
+
+    @property
+    def numpy(self) -> np.dtype | None:
+        """The little-endian NumPy dtype of an element type (None for block types)."""
+        return None if self.np_code is None else _np_dtype(self.np_code)
 
     def nbytes(self, numel: int) -> int:
         """Bytes for `numel` values; block types require a whole number of blocks."""
@@ -34,25 +56,20 @@ class DType:
         return numel * self.bits // 8
 
 
-def _e(name: str, kind: str, np_dtype: object) -> DType:
-    dt = np.dtype(np_dtype).newbyteorder("<") if np.dtype(np_dtype).itemsize > 1 else np.dtype(np_dtype)
-    return DType(name, kind, dt.itemsize * 8, dt)
-
-
 _ELEMENT = [
-    _e("bool", "bool", np.bool_),
-    _e("uint8", "uint", np.uint8), _e("int8", "int", np.int8),
-    _e("uint16", "uint", np.uint16), _e("int16", "int", np.int16),
-    _e("uint32", "uint", np.uint32), _e("int32", "int", np.int32),
-    _e("uint64", "uint", np.uint64), _e("int64", "int", np.int64),
-    _e("float16", "float", np.float16), _e("bfloat16", "float", ml_dtypes.bfloat16),
-    _e("float32", "float", np.float32), _e("float64", "float", np.float64),
-    _e("float8_e4m3fn", "float", ml_dtypes.float8_e4m3fn),
-    _e("float8_e4m3fnuz", "float", ml_dtypes.float8_e4m3fnuz),
-    _e("float8_e5m2", "float", ml_dtypes.float8_e5m2),
-    _e("float8_e5m2fnuz", "float", ml_dtypes.float8_e5m2fnuz),
-    _e("float8_e8m0fnu", "float", ml_dtypes.float8_e8m0fnu),
-    _e("complex64", "complex", np.complex64), _e("complex128", "complex", np.complex128),
+    DType("bool", "bool", 8, "|b1"),
+    DType("uint8", "uint", 8, "|u1"), DType("int8", "int", 8, "|i1"),
+    DType("uint16", "uint", 16, "<u2"), DType("int16", "int", 16, "<i2"),
+    DType("uint32", "uint", 32, "<u4"), DType("int32", "int", 32, "<i4"),
+    DType("uint64", "uint", 64, "<u8"), DType("int64", "int", 64, "<i8"),
+    DType("float16", "float", 16, "<f2"), DType("bfloat16", "float", 16, "ml:bfloat16"),
+    DType("float32", "float", 32, "<f4"), DType("float64", "float", 64, "<f8"),
+    DType("float8_e4m3fn", "float", 8, "ml:float8_e4m3fn"),
+    DType("float8_e4m3fnuz", "float", 8, "ml:float8_e4m3fnuz"),
+    DType("float8_e5m2", "float", 8, "ml:float8_e5m2"),
+    DType("float8_e5m2fnuz", "float", 8, "ml:float8_e5m2fnuz"),
+    DType("float8_e8m0fnu", "float", 8, "ml:float8_e8m0fnu"),
+    DType("complex64", "complex", 64, "<c8"), DType("complex128", "complex", 128, "<c16"),
 ]
 
 DTYPES: dict[str, DType] = {d.name: d for d in _ELEMENT}
@@ -72,10 +89,12 @@ def dtype(name: str) -> DType:
     return DTYPES[name]
 
 
-_BY_NUMPY = {d.numpy.newbyteorder("<") if d.numpy is not None else None: d for d in _ELEMENT}
+@cache
+def _by_numpy() -> dict[object, DType]:
+    return {d.numpy: d for d in _ELEMENT}
 
 
 def from_numpy(dt: np.dtype) -> DType | None:
-    """The canonical dtype of a numpy dtype of either byte order, or None if it has none."""
+    """The canonical dtype of a NumPy dtype of either byte order, or None if it has none."""
     key = dt.newbyteorder("<") if dt.itemsize > 1 else dt
-    return _BY_NUMPY.get(key)
+    return _by_numpy().get(key)

@@ -8,10 +8,12 @@ import os
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from functools import lru_cache
-
-import numpy as np
+from typing import TYPE_CHECKING
 
 from assay.model.dtypes import DType
+
+if TYPE_CHECKING:
+    import numpy as np
 
 
 @lru_cache(maxsize=256)
@@ -93,6 +95,8 @@ class TensorRecord:
         Element types come back in their own dtype (bfloat16 and float8 via ml_dtypes), in the
         file's byte order and strides; block types come back as raw uint8 blocks of shape
         (n_blocks, block_bytes)."""
+        import numpy as np
+
         buf = self.loader()
         dt = self.dtype
         if dt.is_block:
@@ -114,25 +118,29 @@ class TensorRecord:
     def can_decode(self) -> bool:
         return not self.dtype.is_block or self.dtype.name in _DECODERS
 
-    def values(self, dtype: type = np.float32) -> np.ndarray:
+    def values(self, dtype: type | None = None) -> np.ndarray:
         """The values as floats in the row-major shape (block types decoded by their reader).
 
         Raises LookupError when no decoder is registered for a block type."""
+        import numpy as np
+
         if self.dtype.is_block:
             fn = _DECODERS.get(self.dtype.name)
             if fn is None:
                 raise LookupError(f"no decoder for {self.dtype.name}")
-            return np.asarray(fn(self), dtype=dtype)
+            return np.asarray(fn(self), dtype=dtype or np.float32)
         arr = self.read()
         if arr.dtype.kind == "c":
             arr = arr.real
-        return arr.astype(dtype)
+        return arr.astype(dtype or np.float32)
 
     def canonical_chunks(self, chunk: int = 16 << 20) -> Iterator[memoryview]:
         """The canonical bytes (little-endian, C order; raw blocks) in pieces of about `chunk`.
 
         Contiguous little-endian data on disk is streamed through one reusable buffer, so
         resident memory stays flat; other layouts are converted a slab of rows at a time."""
+        import numpy as np
+
         if self.numel == 0:
             return
         s = self.span
@@ -156,6 +164,8 @@ class TensorRecord:
 
     def canonical_bytes(self) -> bytes:
         """Little-endian, C-order bytes of the values (raw blocks for block types)."""
+        import numpy as np
+
         arr = self.read()
         if not self.dtype.is_block and arr.dtype.byteorder == ">":
             arr = arr.astype(arr.dtype.newbyteorder("<"))

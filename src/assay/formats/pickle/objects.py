@@ -9,11 +9,12 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import Any
-
-import numpy as np
+from typing import TYPE_CHECKING, Any
 
 from assay.formats.pickle.symbols import Call, Global, Raw
+
+if TYPE_CHECKING:
+    import numpy as np
 
 NUMPY_MODULES = ("numpy.core.multiarray", "numpy._core.multiarray")
 
@@ -51,6 +52,8 @@ def as_bytes(v: Any) -> bytes | Raw | None:
 
 def numpy_dtype(v: Any) -> np.dtype | None:
     """`numpy.dtype('f4', False, True)` with BUILD state `(3, '<', ...)` -> np.dtype('<f4')."""
+    import numpy as np
+
     if not calls(v, "numpy.dtype") or not v.args or not isinstance(v.args[0], str):
         return None
     code = v.args[0]
@@ -86,6 +89,8 @@ def numpy_array(v: Any) -> ArrayRef | None:
 
 def numpy_scalar(v: Any) -> Any:
     """`numpy.core.multiarray.scalar(dtype, bytes)` -> a Python number, else None."""
+    import numpy as np
+
     if not isinstance(v, Call) or not isinstance(v.func, Global):
         return None
     if v.func.module not in NUMPY_MODULES or v.func.name != "scalar" or len(v.args) < 2:
