@@ -26,7 +26,7 @@ from assay.model.tensor import TensorRecord
 
 TENSOR_V = "assay-tensor-v1"
 MODEL_V = "assay-model-v1"
-CHUNK = 16 << 20     # bytes hashed at a time
+CHUNK = 64 << 20     # bytes hashed at a time
 
 Progress = Callable[[int], None]
 

@@ -40,17 +40,23 @@ def register_decoder(dtype_name: str, fn: Callable[[TensorRecord], np.ndarray]) 
 
 
 def _file_range(path: str, offset: int, length: int, chunk: int) -> Iterator[memoryview]:
-    buf = bytearray(min(chunk, length))
-    view = memoryview(buf)
-    with open(path, "rb", buffering=0) as fh:
-        fh.seek(offset)
-        left = length
-        while left:
-            n = fh.readinto(view[:min(len(buf), left)])
-            if not n:
-                raise OSError(f"{path}: file shrank while being read")
-            yield view[:n]
-            left -= n
+    """Slices of the file's memory map; each is released from this process once consumed
+    (MADV_DONTNEED keeps the page cache but not our resident set), so hashing a large model
+    keeps memory flat without copying."""
+    st = os.stat(path)
+    mm = _mapped(os.path.abspath(path), st.st_size, st.st_mtime_ns)
+    if offset + length > len(mm):
+        raise OSError(f"{path}: file shrank while being read")
+    view = memoryview(mm)
+    page = mmap.PAGESIZE
+    pos, end = offset, offset + length
+    while pos < end:
+        stop = min(end, pos + chunk)
+        yield view[pos:stop]
+        lo, hi = pos - pos % page, stop - stop % page
+        if hi > lo and hasattr(mm, "madvise"):
+            mm.madvise(mmap.MADV_DONTNEED, lo, hi - lo)
+        pos = stop
 
 
 @dataclass(frozen=True)
@@ -139,8 +145,6 @@ class TensorRecord:
 
         Contiguous little-endian data on disk is streamed through one reusable buffer, so
         resident memory stays flat; other layouts are converted a slab of rows at a time."""
-        import numpy as np
-
         if self.numel == 0:
             return
         s = self.span
@@ -149,6 +153,8 @@ class TensorRecord:
                 (self.byteorder == "<" or item == 1):
             yield from _file_range(s.file, s.offset + self.element_offset * item, self.nbytes, chunk)
             return
+        import numpy as np
+
         arr = self.read()
         if self.dtype.is_block or (arr.dtype.byteorder != ">" and arr.flags.c_contiguous):
             yield memoryview(np.ascontiguousarray(arr).reshape(-1).view(np.uint8))
