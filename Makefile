@@ -25,6 +25,9 @@ demo: $(VENV)/.core
 	$(BIN)/assay inspect examples/tiny-classifier
 	$(BIN)/assay inspect examples/tiny-checkpoint.pt --tensors
 	$(BIN)/assay inspect examples/hostile.pkl
+	$(BIN)/assay id examples/tiny-classifier
+	$(BIN)/assay id examples/tiny-checkpoint.pt
+	$(BIN)/assay diff examples/tiny-classifier examples/tiny-checkpoint.pt || test $$? -eq 1
 
 lint: $(VENV)/.test
 	$(BIN)/ruff check src tests benchmarks

@@ -94,6 +94,10 @@ def to_text(s: Summary) -> Group:
         obs = Text("observations\n", style="bold")
         for k, v in s.observation_counts.items():
             obs.append(f"  {k}: {v}\n")
+        imports = sorted({o.detail for o in s.observations if o.kind == "pickle.import"})
+        if imports:
+            shown = ", ".join(imports[:12]) + (f", ... ({len(imports)} in all)" if len(imports) > 12 else "")
+            obs.append(f"  pickle imports: {shown}\n")
         parts.append(obs)
     if s.tensors:
         parts.append(_tensor_table("all tensors", s.tensors))
