@@ -43,6 +43,7 @@ STORAGE_DTYPES = {
 }
 UNTYPED = ("torch.storage.UntypedStorage", "torch.UntypedStorage")
 REBUILD_TENSOR = ("torch._utils._rebuild_tensor_v2", "torch._utils._rebuild_tensor")
+MAX_VALUES = 64   # scalars kept as metadata per pickle
 REBUILD_V3 = "torch._utils._rebuild_tensor_v3"   # untyped storage + explicit dtype argument
 
 
@@ -138,7 +139,8 @@ def _collect(art: ModelArtifact, result: PickleResult, resolve: _Tensors, file: 
     art.observations.extend(result.observations(file, member))
     from assay.formats.numpy_format import array_record
     from assay.formats.pickle.objects import ArrayRef
-    for name, leaf in walk(result.value, resolve):
+    values: dict[str, object] = {}
+    for name, leaf in walk(result.value, _with_scalars(resolve)):
         full = f"{prefix}.{name}" if prefix and name else prefix or name or "tensor"
         if isinstance(leaf, TensorRecord):
             art.tensors.append(TensorRecord(full, leaf.dtype, leaf.shape, leaf.span, leaf.loader,
@@ -148,6 +150,27 @@ def _collect(art: ModelArtifact, result: PickleResult, resolve: _Tensors, file: 
             rec = array_record(full, leaf, file, member, art)
             if rec is not None:
                 art.tensors.append(rec)
+        elif len(values) < MAX_VALUES and "_metadata" not in full.split("."):
+            values[full] = leaf.value
+    if values:
+        art.metadata.setdefault("pytorch", {})["values"] = values
+
+
+@dataclass(frozen=True)
+class _Scalar:
+    value: object
+
+
+def _with_scalars(resolve: _Tensors) -> Any:
+    """Also accept short scalars (epoch, step, learning rate...) as leaves, kept as metadata."""
+    def inner(node: Any) -> Any:
+        found = resolve(node)
+        if found is not None:
+            return found
+        if isinstance(node, bool | int | float) or (isinstance(node, str) and len(node) <= 200):
+            return _Scalar(node)
+        return None
+    return inner
 
 
 # -- zip ---------------------------------------------------------------------------------------
