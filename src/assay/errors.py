@@ -12,6 +12,9 @@ class AssayError(Exception):
         self.member = member
         self.offset = offset
         self.reason = message
+        # Facts a reader recorded before it failed (e.g. pickle imports before a corrupt
+        # opcode), so that a scan can still judge a file that cannot be fully read.
+        self.observations: list = []
         super().__init__(self.one_line())
 
     def one_line(self) -> str:

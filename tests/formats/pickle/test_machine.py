@@ -135,3 +135,15 @@ def test_large_bytes_stay_views_with_offsets() -> None:
     res = run_pickle(blob, "t.pkl", base=1000)
     assert isinstance(res.value, Raw) and res.value.tobytes() == payload
     assert blob[res.value.offset - 1000:res.value.offset - 1000 + len(payload)] == payload
+
+
+def test_a_failing_pickle_keeps_what_it_saw() -> None:
+    with pytest.raises(FormatError) as ei:
+        run_pickle(b"\x80\x02cos\nsystem\n\xff", "t.pkl")
+    assert [o.detail for o in ei.value.observations] == ["os.system"]
+    assert ei.value.observations[0].kind == "pickle.import"
+
+
+def test_bad_unicode_escape_is_a_format_error() -> None:
+    with pytest.raises(FormatError, match="UNICODE"):
+        run_pickle(b"\x80\x02V\\u12\n.", "t.pkl")

@@ -13,7 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from assay.errors import FormatError, LimitError
+from assay.errors import AssayError, FormatError, LimitError
 from assay.formats.pickle.symbols import Call, Extension, Global, Persistent, PickleBuffer, Raw
 from assay.limits import Limits
 from assay.model.artifact import Location, Observation
@@ -109,13 +109,23 @@ class PickleMachine:
 
     # -- running -----------------------------------------------------------------------------
     def run(self, start: int = 0) -> PickleResult:
-        """Run one pickle from `start` to its STOP and return its symbolic value."""
+        """Run one pickle from `start` to its STOP and return its symbolic value.
+
+        When the pickle is malformed, the FormatError raised carries in `observations` the
+        imports and calls seen before the fault, so a scan still sees what a load would do."""
+        res = PickleResult(None, self.base + start, 0, 0)
+        try:
+            return self._run(start, res)
+        except AssayError as exc:
+            exc.observations.extend(res.observations(self.path, self.member))
+            raise
+
+    def _run(self, start: int, res: PickleResult) -> PickleResult:
         self.pos = start
         lim = self.limits
         stack: list[Any] = []
         marks: list[int] = []
         memo: dict[int, Any] = {}
-        res = PickleResult(None, self.base + start, 0, 0)
         ops = 0
 
         def pop() -> Any:
@@ -278,7 +288,10 @@ class PickleMachine:
             elif c == "U":
                 push(self._bytes_as_str(self._bytes(self._int(1))))
             elif c == "V":
-                push(self._line().decode("raw_unicode_escape"))
+                try:
+                    push(self._line().decode("raw_unicode_escape"))
+                except UnicodeDecodeError:
+                    raise self._err("bad escape in UNICODE", op_at) from None
             elif c in "X\x8c\x8d":
                 k = self._int({"X": 4, "\x8c": 1, "\x8d": 8}[c])
                 raw = self.take(k, "unicode string")
