@@ -194,7 +194,7 @@ def test_hostile_second_pickle_is_recorded(tmp_path: Path, marker: Path) -> None
     (b"\x80\x02\x8d\xff\xff\xff\xff\xff\xff\xff\x7fabc.", "needs"),
     (b"\x80\x02)R.", "stack underflow"),
     (b"\x80\x02}(K\x01u.", "odd number"),
-    (b"\x80\x02V\\u12\n.", "malformed content"),
+    (b"\x80\x02V\\u12\n.", "bad escape in UNICODE"),
 ])
 def test_bad_input(tmp_path: Path, body: bytes, rule: str) -> None:
     p = tmp_path / "bad.pkl"
