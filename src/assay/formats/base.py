@@ -114,6 +114,30 @@ def record_from_array(name: str, arr: np.ndarray, path: str, *, member: str | No
     if dt is None:
         raise FormatError(path, f"tensor {name!r}: unsupported dtype {arr.dtype}", member=member)
     order = ">" if arr.dtype.byteorder == ">" else "<"
-    arr = np.ascontiguousarray(arr)
+    arr = np.ascontiguousarray(arr).reshape(arr.shape)   # keeps 0-d arrays 0-d
     return record_from_buffer(name, dt, tuple(arr.shape), arr.data.cast("B") if arr.size else b"",
                               path, member=member, byteorder=order, **attrs)
+
+
+def crash_guard(path: str, library: str, fn: Callable[[], object]) -> None:
+    """Run `fn` once in a forked child first: a native library that crashes on a crafted file
+    (libhdf5 segfaults on some corrupt attributes) kills the child, not assay, and becomes a
+    one-line FormatError. The child's results are discarded; the caller then runs `fn` itself."""
+    import os
+    import signal
+
+    if not hasattr(os, "fork"):
+        return
+    pid = os.fork()
+    if pid == 0:  # child: never returns into the caller's stack
+        code = 0
+        try:
+            fn()
+        except BaseException:
+            code = 1
+        os._exit(code)
+    _, status = os.waitpid(pid, 0)
+    if os.WIFSIGNALED(status):
+        sig = os.WTERMSIG(status)
+        name = signal.Signals(sig).name if sig in signal.Signals._value2member_map_ else str(sig)
+        raise FormatError(path, f"{library} crashed ({name}) while parsing this file; refusing it")

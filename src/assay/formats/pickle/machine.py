@@ -39,15 +39,37 @@ class PickleResult:
     calls: list[Call] = field(default_factory=list)
     persistent: list[Persistent] = field(default_factory=list)
     opcodes: int = 0
+    opcodes_ext: int = 0            # EXT1/EXT2/EXT4 opcodes seen
+
+    nested: int = 0                 # nesting depth (0: the file's own pickle)
+    limits: Limits | None = None
 
     def observations(self, file: str, member: str | None = None) -> list[Observation]:
+        """Every import and call, with effective call targets; nested pickles followed."""
+        from assay.formats.pickle import facts
         out = []
         for g in self.imports:
             out.append(Observation("pickle.import", g.qualname, Location(file, member, g.offset),
-                                   {"module": g.module, "name": g.name}))
+                                   {"module": g.module, "name": g.name, "nested": self.nested}))
         for c in self.calls:
-            out.append(Observation("pickle.call", c.target, Location(file, member, c.offset),
-                                   {"kind": c.kind, "built": c.built}))
+            out.append(facts.call_observation(c, file, member, self.nested))
+        if self.opcodes_ext:
+            out.append(Observation("pickle.extension", f"{self.opcodes_ext} extension-registry codes",
+                                   Location(file, member, self.start), {"nested": self.nested}))
+        lim = self.limits or Limits()
+        if self.nested < lim.max_nesting:
+            for c, payload in facts.nested_payloads(self.calls):
+                out.append(Observation("pickle.nested", f"{len(payload)}-byte pickle passed to "
+                                       f"{facts.call_target(c)[0]}", Location(file, member, c.offset),
+                                       {"nested": self.nested + 1}))
+                try:
+                    inner = PickleMachine(payload, file, member=member, limits=lim).run()
+                except AssayError as exc:
+                    out.extend(exc.observations)
+                    continue
+                inner.nested = self.nested + 1
+                inner.limits = lim
+                out.extend(inner.observations(file, member))
         return out
 
 
@@ -113,7 +135,7 @@ class PickleMachine:
 
         When the pickle is malformed, the FormatError raised carries in `observations` the
         imports and calls seen before the fault, so a scan still sees what a load would do."""
-        res = PickleResult(None, self.base + start, 0, 0)
+        res = PickleResult(None, self.base + start, 0, 0, limits=self.limits)
         try:
             return self._run(start, res)
         except AssayError as exc:
@@ -423,6 +445,7 @@ class PickleMachine:
                 push(pid)
             elif c in "\x82\x83\x84":
                 code = self._int({"\x82": 1, "\x83": 2, "\x84": 4}[c])
+                res.opcodes_ext += 1
                 push(Extension(code, self.base + op_at))
             else:
                 raise self._err(f"unknown opcode 0x{op:02x}", op_at)
