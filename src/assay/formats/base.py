@@ -115,8 +115,8 @@ def record_from_array(name: str, arr: np.ndarray, path: str, *, member: str | No
         raise FormatError(path, f"tensor {name!r}: unsupported dtype {arr.dtype}", member=member)
     order = ">" if arr.dtype.byteorder == ">" else "<"
     arr = np.ascontiguousarray(arr).reshape(arr.shape)   # keeps 0-d arrays 0-d
-    return record_from_buffer(name, dt, tuple(arr.shape), arr.data.cast("B") if arr.size else b"",
-                              path, member=member, byteorder=order, **attrs)
+    raw = arr.reshape(-1).view(np.uint8).data if arr.size else b""   # works for bfloat16 / float8
+    return record_from_buffer(name, dt, tuple(arr.shape), raw, path, member=member, byteorder=order, **attrs)
 
 
 def crash_guard(path: str, library: str, fn: Callable[[], object]) -> None:
