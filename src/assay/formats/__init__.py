@@ -6,7 +6,6 @@ choose. Folders go to the folder reader, which reads each weight file through th
 
 from __future__ import annotations
 
-import importlib
 import os
 
 from assay.errors import FormatError, UnknownFormatError, UsageError
@@ -16,24 +15,24 @@ from assay.model.artifact import ModelArtifact
 
 
 def _readers() -> list[Reader]:
-    from assay.formats import numpy_format, pytorch, safetensors
+    # Reader modules import their heavy libraries (onnx, h5py, gguf) only inside `read`.
+    from assay.formats import (
+        gguf_format,
+        keras,
+        leela,
+        numpy_format,
+        onnx_format,
+        plain_pickle,
+        pytorch,
+        safetensors,
+        sklearn,
+    )
 
-    table = [
-        safetensors.READER,        # u64 header length + '{'
-        pytorch.ZIP_READER,        # zip with */data.pkl or */constants.pkl
-        numpy_format.NPY_READER,   # \x93NUMPY
-        numpy_format.NPZ_READER,   # zip of .npy members
-        pytorch.LEGACY_READER,     # pickle stream starting with torch's magic number
-    ]
-    for optional in ("gguf_format", "keras", "onnx_format", "leela", "sklearn", "plain_pickle"):
-        try:
-            mod = importlib.import_module(f"assay.formats.{optional}")
-        except ModuleNotFoundError as exc:
-            if exc.name and exc.name.startswith("assay.formats"):
-                continue
-            raise
+    table = [safetensors.READER, pytorch.ZIP_READER, numpy_format.NPY_READER,
+             numpy_format.NPZ_READER, pytorch.LEGACY_READER]
+    for mod in (gguf_format, keras, onnx_format, leela, sklearn, plain_pickle):
         table.extend(mod.READERS)
-    return sorted(table, key=lambda r: ORDER.index(r.name) if r.name in ORDER else len(ORDER))
+    return sorted(table, key=lambda r: ORDER.index(r.name))
 
 
 # The order in which readers are asked. Specific magic bytes first, generic containers last.
