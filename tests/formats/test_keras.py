@@ -342,7 +342,9 @@ def test_keras3_archive(tmp_path: Path, marker: Path, compression: int, chunked:
     assert len(lambdas) == 1 and lambdas[0].data["code"] == code
     objects = {(o.data["module"], o.data["class_name"]) for o in _kinds(art, "symbolic.object")}
     assert objects == {("builtins", "function"), ("my_pkg.losses", "MyLoss")}
-    assert [o.location.member for o in _kinds(art, "archive.member")] == ["assets/helper.py"]
+    members = {o.location.member: o.data for o in _kinds(art, "archive.member")}
+    assert set(members) == {"config.json", "metadata.json", "model.weights.h5", "assets/helper.py"}
+    assert members["model.weights.h5"]["looks_like"] == "hdf5"
     assert not marker.exists()
 
 

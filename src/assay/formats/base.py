@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import math
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from functools import cached_property
 from typing import TYPE_CHECKING
 
-from assay.errors import FormatError, LimitError
+from assay.errors import AssayError, FormatError, LimitError
 from assay.io.archive import ZipArchive, is_zip, open_zip
 from assay.limits import Limits
 from assay.model.artifact import ModelArtifact
@@ -141,3 +142,57 @@ def crash_guard(path: str, library: str, fn: Callable[[], object]) -> None:
         sig = os.WTERMSIG(status)
         name = signal.Signals(sig).name if sig in signal.Signals._value2member_map_ else str(sig)
         raise FormatError(path, f"{library} crashed ({name}) while parsing this file; refusing it")
+
+
+MAGICS: tuple[tuple[bytes, str], ...] = (
+    (b"PK\x03\x04", "zip"), (b"PK\x05\x06", "zip"), (b"\x1f\x8b", "gzip"), (b"BZh", "bzip2"),
+    (b"\xfd7zXZ\x00", "xz"), (b"7z\xbc\xaf\x27\x1c", "7z"), (b"Rar!", "rar"), (b"GGUF", "gguf"),
+    (b"\x93NUMPY", "npy"), (b"\x89HDF\r\n\x1a\n", "hdf5"), (b"\x7fELF", "elf"), (b"MZ", "pe"),
+    (b"#!", "script"),
+)
+
+
+def looks_like(head: bytes) -> str | None:
+    """What a run of bytes appears to be, by its magic (a fact for rules, never a verdict)."""
+    for magic, kind in MAGICS:
+        if head.startswith(magic):
+            return kind
+    if len(head) >= 2 and head[0] == 0x80 and 2 <= head[1] <= 5:
+        return "pickle"
+    if len(head) >= 263 and head[257:262] == b"ustar":
+        return "tar"
+    return None
+
+
+def trailing(art: ModelArtifact, path: str, data: memoryview | bytes, offset: int, *,
+             member: str | None = None, base: int = 0, what: str = "the end of the data") -> None:
+    """Record bytes after the end of a format's content, with what they look like."""
+    extra = len(data) - offset
+    if extra <= 0:
+        return
+    kind = looks_like(bytes(data[offset:offset + 512]))
+    art.observe("trailing.bytes", f"{extra} bytes after {what}" + (f" (look like {kind})" if kind else ""),
+                path, member, offset=base + offset, length=extra, looks_like=kind)
+
+
+def archive_observations(art: ModelArtifact, z: ZipArchive, *, members: bool = True) -> None:
+    """Record the archive's members (with what each starts with) and its oddities. Call after
+    the reader has read what it parses, so CRC checks made on the way are included."""
+    if members:
+        for m in z.members:
+            art.observe("archive.member", m.name, z.path, member=m.name, offset=m.header_offset,
+                        size=m.size, compressed_size=m.compressed_size, method=m.compress_type,
+                        looks_like=looks_like(z.head(m, 512)))
+    for o in z.oddities:
+        art.observe("archive.oddity", o.text, z.path, member=o.member or None, code=o.code)
+
+
+@contextmanager
+def keeping(art: ModelArtifact) -> Iterator[None]:
+    """If reading fails, the error carries the observations recorded so far (for scan)."""
+    try:
+        yield
+    except AssayError as exc:
+        seen = {id(o) for o in exc.observations}
+        exc.observations[:0] = [o for o in art.observations if id(o) not in seen]
+        raise

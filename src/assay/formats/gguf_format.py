@@ -24,12 +24,12 @@ from functools import cache
 from typing import TYPE_CHECKING, Any
 
 from assay.errors import FormatError, LimitError, UnsupportedError
-from assay.formats.base import Probe, Reader, check_shape, record_from_file
+from assay.formats.base import Probe, Reader, check_shape, record_from_file, trailing
 from assay.io.source import Source
 from assay.limits import Limits
 from assay.model.artifact import ModelArtifact
 from assay.model.dtypes import DTYPES, DType, register_block_dtype
-from assay.model.tensor import TensorRecord, register_decoder
+from assay.model.tensor import TensorRecord, map_file, register_decoder
 
 if TYPE_CHECKING:
     import numpy as np
@@ -361,8 +361,7 @@ def _observe(art: ModelArtifact, md: _Metadata, infos: list[_Info], alignment: i
             art.observe("template", key, art.path, offset=md.offsets[key], text=v)
     end = _align(max((t.offset + t.nbytes for t in infos), default=0), alignment)
     if data_len > end:
-        art.observe("trailing.bytes", f"{data_len - end} bytes after the last tensor", art.path,
-                    offset=data_start + end, length=data_len - end)
+        trailing(art, art.path, map_file(art.path), data_start + end, what="the last tensor")
 
 
 def read(p: Probe) -> ModelArtifact:

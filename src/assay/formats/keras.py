@@ -41,8 +41,10 @@ from assay.errors import AssayError, FormatError, LimitError, MissingDependencyE
 from assay.formats.base import (
     Probe,
     Reader,
+    archive_observations,
     check_shape,
     crash_guard,
+    keeping,
     record_from_buffer,
     record_from_file,
 )
@@ -515,15 +517,6 @@ def _member_json(z: ZipArchive, name: str, limits: Limits) -> Any:
     return _parse_json(z.path, bytes(z.data(m)), name, name)
 
 
-def _archive_observations(art: ModelArtifact, z: ZipArchive) -> None:
-    for name, what in z.oddities:
-        art.observe("archive.oddity", what, z.path, member=name)
-    for m in z.members:
-        if m.name not in EXPECTED_MEMBERS:
-            art.observe("archive.member", m.name, z.path, member=m.name, offset=m.header_offset,
-                        size=m.size, compressed_size=m.compressed_size, method=m.compress_type)
-
-
 def _weights_member(z: ZipArchive) -> Member:
     m = z.get(WEIGHTS)
     if m is not None:
@@ -538,7 +531,15 @@ def read_keras(p: Probe) -> ModelArtifact:
     if z is None:
         raise p.zip_error or FormatError(p.path, "keras: not a readable zip archive")
     art = ModelArtifact(path=p.path, format="keras", files=[p.path])
-    _archive_observations(art, z)
+    with keeping(art):
+        try:
+            _read_keras_members(p, z, art)
+        finally:
+            archive_observations(art, z)
+    return art
+
+
+def _read_keras_members(p: Probe, z: ZipArchive, art: ModelArtifact) -> None:
     config = _member_json(z, CONFIG, p.limits)
     meta = _member_json(z, METADATA, p.limits)
     weights = _weights_member(z)
@@ -558,7 +559,6 @@ def read_keras(p: Probe) -> ModelArtifact:
                      p.limits, prefix="keras")
     crash_guard(p.path, "the HDF5 library", lambda: _read_hdf5(walk, lambda f: None))
     _read_hdf5(walk, lambda f: None)
-    return art
 
 
 READERS = [

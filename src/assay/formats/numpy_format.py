@@ -14,7 +14,16 @@ import math
 from typing import TYPE_CHECKING
 
 from assay.errors import FormatError, LimitError, UnsupportedError
-from assay.formats.base import Probe, Reader, check_shape, record_from_buffer, record_from_file
+from assay.formats.base import (
+    Probe,
+    Reader,
+    archive_observations,
+    check_shape,
+    keeping,
+    record_from_buffer,
+    record_from_file,
+    trailing,
+)
 from assay.formats.pickle.machine import run_pickle
 from assay.formats.pickle.objects import ArrayRef
 from assay.formats.pickle.symbols import Raw
@@ -119,9 +128,7 @@ def _read_npy(src: Source, art: ModelArtifact, name: str, limits: Limits,
     if need > len(src) - off:
         raise FormatError(path, f"npy: data needs {need} bytes but {len(src) - off} remain "
                           "(truncated?)", member=member, offset=src.base + off)
-    if need < len(src) - off:
-        art.observe("trailing.bytes", f"{len(src) - off - need} bytes after the array", path,
-                    member, offset=src.base + off + need, length=len(src) - off - need)
+    trailing(art, path, src.data, off + need, member=member, base=src.base, what="the array")
     strides = f_strides(shape) if fortran and len(shape) > 1 else None
     order = ">" if dt.byteorder == ">" else "<"
     if in_memory:
@@ -152,15 +159,14 @@ def read_npz(p: Probe) -> ModelArtifact:
     z = p.zip
     assert z is not None
     art = ModelArtifact(path=p.path, format="numpy-npz", files=[p.path])
-    for name, what in z.oddities:
-        art.observe("archive.oddity", what, p.path, member=name)
-    for m in z.members:
-        art.observe("archive.member", m.name, p.path, member=m.name, offset=m.header_offset,
-                    size=m.size, compressed_size=m.compressed_size, method=m.compress_type)
-        data = z.data(m)
-        src = Source(data, p.path, m.name, base=m.data_offset if m.stored else 0)
-        tname = m.name[:-4]
-        _read_npy(src, art, tname, p.limits, in_memory=not m.stored)
+    with keeping(art):
+        try:
+            for m in z.members:
+                data = z.data(m)
+                src = Source(data, p.path, m.name, base=m.data_offset if m.stored else 0)
+                _read_npy(src, art, m.name[:-4], p.limits, in_memory=not m.stored)
+        finally:
+            archive_observations(art, z)
     return art
 
 

@@ -20,7 +20,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from assay.errors import AssayError, FormatError, LimitError
-from assay.formats.base import Probe, Reader, check_shape, record_from_array, record_from_buffer
+from assay.formats.base import Probe, Reader, check_shape, record_from_array, record_from_buffer, trailing
 from assay.formats.pickle.machine import PickleMachine, PickleResult, run_pickle
 from assay.formats.pickle.objects import NUMPY_MODULES, ArrayRef, as_bytes, calls, numpy_dtype, walk
 from assay.formats.pickle.symbols import Call, Global, PickleBuffer, Raw
@@ -280,8 +280,7 @@ def _pickles(data: memoryview, p: Probe, art: ModelArtifact,
     pos = 0
     while pos < len(data):
         if out and not plausible(data[pos:pos + 4096], pos + 4096 < len(data)):
-            art.observe("trailing.bytes", f"{len(data) - pos} bytes after the last pickle", p.path,
-                        offset=pos, length=len(data) - pos)
+            trailing(art, p.path, data, pos, what="the last pickle")
             break
         if len(out) >= p.limits.max_pickles_per_stream:
             raise LimitError(p.path, f"pickle: more than {p.limits.max_pickles_per_stream} pickles "

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from assay.errors import FormatError
-from assay.formats.base import Probe, Reader
+from assay.formats.base import Probe, Reader, archive_observations, keeping, trailing
 from assay.formats.pickle.machine import PickleResult, looks_like_pickle, run_pickle
 from assay.formats.pickle.objects import calls, numpy_array, plain, walk
 from assay.formats.pickle.symbols import Global, Persistent
@@ -198,7 +198,6 @@ def read_zip(p: Probe) -> ModelArtifact:
         (prefix + "constants.pkl") in names
     art = ModelArtifact(path=path, format="torchscript" if torchscript else "pytorch-zip",
                         files=[path])
-    _archive_observations(art, z)
     byteorder = "<"
     bo = z.get(prefix + "byteorder")
     if bo is not None:
@@ -215,14 +214,18 @@ def read_zip(p: Probe) -> ModelArtifact:
     pickles = [(prefix + "data.pkl", prefix + "data/")]
     if torchscript:
         pickles.append((prefix + "constants.pkl", prefix + "constants/"))
-    for pkl, folder in pickles:
-        m = z.get(pkl)
-        if m is None:
-            continue
-        res = run_pickle(z.data(m), path, member=pkl, limits=p.limits)
-        storages = _zip_storages(path, z, res, folder)
-        label = "" if pkl.endswith("data.pkl") else "constants"
-        _collect(art, res, _Tensors(path, storages, byteorder), path, pkl, label)
+    with keeping(art):
+        try:
+            for pkl, folder in pickles:
+                m = z.get(pkl)
+                if m is None:
+                    continue
+                res = run_pickle(z.data(m, verify=True), path, member=pkl, limits=p.limits)
+                storages = _zip_storages(path, z, res, folder)
+                label = "" if pkl.endswith("data.pkl") else "constants"
+                _collect(art, res, _Tensors(path, storages, byteorder), path, pkl, label)
+        finally:
+            archive_observations(art, z)
     return art
 
 
@@ -249,14 +252,6 @@ def _zip_storages(path: str, z: ZipArchive, res: PickleResult, folder: str) -> d
         span = ByteSpan(path, m.data_offset, m.size, m.name, not m.stored)
         out[key] = Storage(key, dt, numel, buf, span)
     return out
-
-
-def _archive_observations(art: ModelArtifact, z: ZipArchive) -> None:
-    for m in z.members:
-        art.observe("archive.member", m.name, z.path, member=m.name, offset=m.header_offset,
-                    size=m.size, compressed_size=m.compressed_size, method=m.compress_type)
-    for name, what in z.oddities:
-        art.observe("archive.oddity", what, z.path, member=name)
 
 
 # -- legacy stream -----------------------------------------------------------------------------
@@ -312,8 +307,7 @@ def read_legacy(p: Probe) -> ModelArtifact:
         storages[key] = Storage(key, dt, numel, buf, ByteSpan(path, pos + 8, nbytes))
         pos += 8 + nbytes
     if pos < len(data):
-        art.observe("trailing.bytes", f"{len(data) - pos} bytes after the last storage", path,
-                    offset=pos, length=len(data) - pos)
+        trailing(art, path, data, pos, what="the last storage")
     for r in (magic, version, info):
         art.observations.extend(r.observations(path))
     _collect(art, main, _Tensors(path, storages, byteorder), path, None)

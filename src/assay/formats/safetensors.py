@@ -16,9 +16,10 @@ import math
 from typing import Any
 
 from assay.errors import FormatError, LimitError, UnsupportedError
-from assay.formats.base import Probe, Reader, check_shape, record_from_file
+from assay.formats.base import Probe, Reader, check_shape, record_from_file, trailing
 from assay.model.artifact import ModelArtifact
 from assay.model.dtypes import DTYPES
+from assay.model.tensor import map_file
 
 DTYPE_NAMES = {
     "BOOL": "bool", "U8": "uint8", "I8": "int8", "U16": "uint16", "I16": "int16",
@@ -120,8 +121,7 @@ def read(p: Probe) -> ModelArtifact:
         raise FormatError(path, f"safetensors: tensors need {at} bytes of data but the file holds "
                           f"{buffer_len} after the header (truncated?)")
     if at < buffer_len:
-        art.observe("trailing.bytes", f"{buffer_len - at} bytes after the last tensor", path,
-                    offset=base + at, length=buffer_len - at)
+        trailing(art, path, map_file(path), base + at, what="the last tensor")
     order = {name: i for i, name in enumerate(header)}
     for begin, _end, name, dt, shape in sorted(entries, key=lambda e: order[e[2]]):
         art.tensors.append(record_from_file(name, dt, shape, path, base + begin))

@@ -21,6 +21,18 @@ _LOCAL_MAGIC = b"PK\x03\x04"
 
 
 @dataclass(frozen=True)
+class Oddity:
+    """Something unusual about an archive: a fact for the scan rules, not a verdict.
+
+    Codes: name-mismatch, method-mismatch, duplicate, traversal, encrypted, ratio, overlap,
+    crc, prefix."""
+
+    member: str
+    code: str
+    text: str
+
+
+@dataclass(frozen=True)
 class Member:
     name: str
     local_name: str
@@ -41,7 +53,7 @@ class Member:
 class ZipArchive:
     path: str
     members: list[Member]
-    oddities: list[tuple[str, str]] = field(default_factory=list)   # (member, what)
+    oddities: list[Oddity] = field(default_factory=list)
     limits: Limits = field(default_factory=Limits)
     prefix_bytes: int = 0
 
@@ -54,18 +66,45 @@ class ZipArchive:
                 return m
         return None
 
-    def data(self, m: Member) -> memoryview | bytes:
-        """The member's bytes: a slice of the file map when stored, else inflated under limits."""
+    def data(self, m: Member, verify: bool = False) -> memoryview | bytes:
+        """The member's bytes: a slice of the file map when stored, else inflated under limits.
+
+        Inflated members are always checked against their CRC-32; stored ones when `verify`
+        (readers verify what they parse, not gigabytes of tensor data). A mismatch is recorded
+        as an oddity, as loaders that skip the check would still read the bytes."""
         mapped = map_file(self.path)
         if m.stored:
-            return memoryview(mapped)[m.data_offset:m.data_offset + m.size]
+            out = memoryview(mapped)[m.data_offset:m.data_offset + m.size]
+            if verify:
+                self._check_crc(m, out)
+            return out
         if m.flags & 0x1:
             raise FormatError(self.path, "member is encrypted", member=m.name)
         if m.size > self.limits.max_decompressed_bytes:
             raise LimitError(self.path, f"member inflates to {m.size} bytes, over the limit "
                              f"of {self.limits.max_decompressed_bytes}", member=m.name)
         raw = memoryview(mapped)[m.data_offset:m.data_offset + m.compressed_size]
-        return _inflate(self.path, m, raw, self.limits)
+        out = _inflate(self.path, m, raw, self.limits)
+        self._check_crc(m, out)
+        return out
+
+    def _check_crc(self, m: Member, data: memoryview | bytes) -> None:
+        if zlib.crc32(data) != m.crc and not any(o.member == m.name and o.code == "crc"
+                                                 for o in self.oddities):
+            self.oddities.append(Oddity(m.name, "crc", "CRC-32 does not match the header"))
+
+    def head(self, m: Member, n: int = 16) -> bytes:
+        """The first bytes of a member (inflating only a prefix), for recognising nested content."""
+        mapped = map_file(self.path)
+        raw = memoryview(mapped)[m.data_offset:m.data_offset + min(m.compressed_size, 1 << 16)]
+        if m.stored:
+            return bytes(raw[:n])
+        if m.compress_type == zipfile.ZIP_DEFLATED and not m.flags & 0x1:
+            try:
+                return zlib.decompressobj(-15).decompress(bytes(raw), n)
+            except zlib.error:
+                return b""
+        return b""
 
 
 def _inflate(path: str, m: Member, raw: memoryview, limits: Limits) -> bytes:
@@ -95,8 +134,6 @@ def _inflate(path: str, m: Member, raw: memoryview, limits: Limits) -> bytes:
     if len(out) != m.size:
         raise FormatError(path, f"member inflates to {len(out)} bytes, header says {m.size}",
                           member=m.name)
-    if zlib.crc32(out) != m.crc:
-        raise FormatError(path, "member CRC-32 does not match its header", member=m.name)
     return bytes(out)
 
 
@@ -128,7 +165,7 @@ def open_zip(path: str, limits: Limits) -> ZipArchive:
     mapped = map_file(path)
     total = len(mapped)
     members: list[Member] = []
-    oddities: list[tuple[str, str]] = []
+    oddities: list[Oddity] = []
     seen: set[str] = set()
     spans: list[tuple[int, int, str]] = []
     for info in infos:
@@ -148,27 +185,31 @@ def open_zip(path: str, limits: Limits) -> ZipArchive:
         if info.file_size > limits.max_member_bytes:
             raise LimitError(path, f"member declares {info.file_size} bytes", member=name)
         if local_name != name:
-            oddities.append((name, f"local header names it {local_name!r}"))
+            oddities.append(Oddity(name, "name-mismatch", f"local header names it {local_name!r}"))
         if method != info.compress_type:
-            oddities.append((name, "local and central headers disagree on compression"))
+            oddities.append(Oddity(name, "method-mismatch",
+                                   "local and central headers disagree on compression"))
         if name in seen:
-            oddities.append((name, "duplicate member name"))
+            oddities.append(Oddity(name, "duplicate", "duplicate member name"))
         seen.add(name)
         norm = posixpath.normpath(name.replace("\\", "/"))
         if name.startswith(("/", "\\")) or (len(name) > 1 and name[1] == ":") \
                 or norm.startswith("../") or norm == "..":
-            oddities.append((name, "path leaves the extraction folder"))
+            oddities.append(Oddity(name, "traversal", "path leaves the extraction folder"))
         if info.flag_bits & 0x1:
-            oddities.append((name, "member is encrypted"))
+            oddities.append(Oddity(name, "encrypted", "member is encrypted"))
         if info.compress_type != zipfile.ZIP_STORED and info.compress_size and \
                 info.file_size / info.compress_size > limits.max_compression_ratio:
-            oddities.append((name, f"compression ratio {info.file_size // info.compress_size}:1"))
+            oddities.append(Oddity(name, "ratio",
+                                   f"compression ratio {info.file_size // info.compress_size}:1"))
         spans.append((data_off, data_off + info.compress_size, name))
         members.append(Member(name, local_name, info.compress_type, info.compress_size,
                               info.file_size, info.CRC, info.flag_bits, off, data_off))
     spans.sort()
     for (_s1, e1, n1), (s2, _e2, n2) in zip(spans, spans[1:]):
         if s2 < e1:
-            oddities.append((n2, f"data overlaps member {n1!r}"))
+            oddities.append(Oddity(n2, "overlap", f"data overlaps member {n1!r}"))
     first = min((m.header_offset for m in members), default=0)
+    if first:
+        oddities.append(Oddity("", "prefix", f"{first} bytes precede the first member"))
     return ZipArchive(path, members, oddities, limits, prefix_bytes=first)
