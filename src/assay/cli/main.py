@@ -11,7 +11,7 @@ import typer
 from rich.console import Console
 
 from assay import api
-from assay.cli.progress import ByteProgress
+from assay.cli.progress import ByteProgress, ScanProgress
 from assay.errors import AssayError
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
@@ -24,6 +24,12 @@ EXIT_OK, EXIT_FOUND, EXIT_ERROR = 0, 1, 2
 class OutputFormat(StrEnum):
     text = "text"
     json = "json"
+
+
+class ScanFormat(StrEnum):
+    text = "text"
+    json = "json"
+    sarif = "sarif"
 
 
 def fail(message: str) -> typer.Exit:
@@ -130,6 +136,41 @@ def diff_(
     else:
         _stdout().print(render_diff.to_tree(result, max_depth, only_changed))
     raise typer.Exit(EXIT_OK if result.identical else EXIT_FOUND)
+
+
+@app.command("scan")
+def scan_(
+    paths: Annotated[list[str], typer.Argument(help="Files and folders (scanned recursively).")],
+    fmt: Annotated[ScanFormat, typer.Option("--format", "-f", help="text, json or sarif.")]
+    = ScanFormat.text,
+    policy: Annotated[str | None, typer.Option("--policy", metavar="FILE",
+                                               help="A policy TOML file replacing the default.")] = None,
+    workers: Annotated[int | None, typer.Option("--workers", min=1, help="Worker processes.")] = None,
+    timeout: Annotated[float, typer.Option("--timeout", min=0.1,
+                                           help="Seconds allowed per file.")] = 60.0,
+    fail_on_error: Annotated[bool, typer.Option("--fail-on-error/--no-fail-on-error",
+                                                help="Exit 2 when a file could not be read.")] = True,
+    show_clean: Annotated[bool, typer.Option("--all", help="Also list clean and skipped files.")] = False,
+) -> None:
+    """Would loading these files run code? Exit 0 clean, 1 findings, 2 errors."""
+    import assay
+    from assay.render import scan as render_scan
+    try:
+        pol = api.load_policy(policy) if policy else None
+        with ScanProgress(err) as bar:
+            report = api.scan(paths, policy=pol, workers=workers, seconds_per_file=timeout,
+                              progress=bar.update)
+    except AssayError as exc:
+        raise fail(exc.one_line()) from None
+    if fmt is ScanFormat.json:
+        _emit_json(render_scan.to_json(report))
+    elif fmt is ScanFormat.sarif:
+        _emit_json(render_scan.to_sarif(report, assay.__version__))
+    else:
+        _stdout().print(render_scan.to_text(report, show_clean))
+    if report.findings:
+        raise typer.Exit(EXIT_FOUND)
+    raise typer.Exit(EXIT_ERROR if report.errors and fail_on_error else EXIT_OK)
 
 
 @app.callback()

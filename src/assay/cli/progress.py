@@ -40,3 +40,32 @@ class ByteProgress:
                  tb: TracebackType | None) -> None:
         if self.progress is not None:
             self.progress.stop()
+
+
+class ScanProgress:
+    """Files done out of files found, on stderr, for scans of more than a handful of files."""
+
+    def __init__(self, console: Console) -> None:
+        self.console = console
+        self.progress: Progress | None = None
+        self.task: TaskID | None = None
+
+    def __enter__(self) -> ScanProgress:
+        return self
+
+    def update(self, done: int, total: int) -> None:
+        if self.progress is None:
+            if total < 20 or not self.console.is_terminal:
+                return
+            from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
+            self.progress = Progress("scanning", BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
+                                     console=self.console, transient=True)
+            self.progress.start()
+            self.task = self.progress.add_task("scan", total=total)
+        if self.task is not None:
+            self.progress.update(self.task, completed=done)
+
+    def __exit__(self, et: type[BaseException] | None, ev: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        if self.progress is not None:
+            self.progress.stop()

@@ -19,8 +19,8 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
-from assay.errors import FormatError
-from assay.formats.base import Probe, Reader, archive_observations, keeping, trailing
+from assay.errors import AssayError, FormatError
+from assay.formats.base import Probe, Reader, archive_observations, keeping, looks_like, trailing
 from assay.formats.pickle.machine import PickleResult, looks_like_pickle, run_pickle
 from assay.formats.pickle.objects import calls, numpy_array, plain, walk
 from assay.formats.pickle.symbols import Global, Persistent
@@ -224,9 +224,27 @@ def read_zip(p: Probe) -> ModelArtifact:
                 storages = _zip_storages(path, z, res, folder)
                 label = "" if pkl.endswith("data.pkl") else "constants"
                 _collect(art, res, _Tensors(path, storages, byteorder), path, pkl, label)
+            _other_pickles(art, z, {pkl for pkl, _ in pickles}, p.limits)
         finally:
             archive_observations(art, z)
     return art
+
+
+def _other_pickles(art: ModelArtifact, z: ZipArchive, parsed: set[str], limits: Any) -> None:
+    """Run every other member that starts like a pickle (TorchScript `.debug_pkl` files, extra
+    pickles) through the machine, so what they would import is recorded too."""
+    for m in z.members:
+        if m.name in parsed or m.size > limits.max_header_bytes:
+            continue
+        if looks_like(z.head(m, 4)) != "pickle":
+            continue
+        try:
+            res = run_pickle(z.data(m, verify=True), z.path, member=m.name, limits=limits)
+        except AssayError as exc:
+            art.observations.extend(exc.observations)
+            art.observe("pickle.unreadable", exc.reason, z.path, member=m.name)
+            continue
+        art.observations.extend(res.observations(z.path, m.name))
 
 
 def _zip_storages(path: str, z: ZipArchive, res: PickleResult, folder: str) -> dict[str, Storage]:

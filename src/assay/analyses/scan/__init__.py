@@ -1,0 +1,43 @@
+"""`assay scan`: judge what a reader recorded about a file; never read or run the file here.
+
+`scan_file_result` turns one file's observations (or its reading error) into a `FileScan`;
+the runner that opens files, in parallel and under budgets, lives in `assay.api`.
+"""
+
+from __future__ import annotations
+
+from assay.analyses.scan.model import FileScan, Finding, ScanReport, severity_rank
+from assay.analyses.scan.policy import Policy, default_policy
+from assay.analyses.scan.rules import CATALOG, RULES, Context
+from assay.model.artifact import Observation
+
+__all__ = ["CATALOG", "FileScan", "Finding", "Policy", "ScanReport", "default_policy", "judge"]
+
+
+def judge(path: str, fmt: str | None, observations: list[Observation] | tuple[Observation, ...],
+          policy: Policy | None = None, error: str | None = None, error_kind: str | None = None,
+          seconds: float = 0.0) -> FileScan:
+    """Run every rule over one file's observations; a crashing rule is recorded, not raised."""
+    ctx = Context(path, fmt, tuple(observations), policy or default_policy(), error, error_kind)
+    findings: list[Finding] = []
+    crashed: list[str] = []
+    for r in RULES:
+        try:
+            findings.extend(r.check(ctx))
+        except Exception as exc:  # a rule bug must not stop the scan of other rules or files
+            crashed.append(f"{r.id}: {type(exc).__name__}: {exc}")
+    return FileScan(path, fmt, tuple(_fold(findings)), error, tuple(crashed), seconds)
+
+
+def _fold(findings: list[Finding]) -> list[Finding]:
+    """Fold identical findings (same rule, message, file and member) into one with a count."""
+    seen: dict[tuple, Finding] = {}
+    for f in findings:
+        key = (f.rule, f.message, f.location.file, f.location.member)
+        if key in seen:
+            old = seen[key]
+            seen[key] = Finding(old.rule, old.severity, old.message, old.location, old.count + 1)
+        else:
+            seen[key] = f
+    return sorted(seen.values(), key=lambda f: (severity_rank(f.severity), f.rule,
+                                                 f.location.member or "", f.location.offset or 0))
