@@ -234,3 +234,57 @@ def test_a_crashing_worker_is_an_error_not_a_stop(tmp_path: Path, monkeypatch: p
     results = dict(jobs.run(crash, [str(tmp_path / "a.bin"), str(tmp_path / "b.bin")], workers=1))
     assert isinstance(results[0], jobs.Failed) and "SIGSEGV" in results[0].reason
     assert results[1].endswith("b.bin")
+
+
+def test_legacy_tar_checkpoint(tmp_path: Path, marker: Path) -> None:
+    import tarfile
+    p = tmp_path / "old.pt"
+    with tarfile.open(p, "w") as tf:
+        for name, data in [("sys_info", pickle.dumps({"little_endian": True}, protocol=2)),
+                           ("pickle", pickles.reduce_os_system(str(marker))),
+                           ("storages", pickle.dumps(0, protocol=2))]:
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            tf.addfile(info, io.BytesIO(data))
+    res = scan_file(str(p))
+    assert res.format == "pytorch-tar" and res.error and "not read" in res.error
+    assert {"ARCHIVE010", "PICKLE001"} <= {f.rule for f in res.findings}
+
+
+def test_custom_onnx_domain(tmp_path: Path) -> None:
+    onnx = pytest.importorskip("onnx")
+    from onnx import TensorProto, helper
+    node = helper.make_node("Backdoor", ["x"], ["y"], domain="com.attacker")
+    vi = [helper.make_tensor_value_info(n, TensorProto.FLOAT, [1]) for n in "xy"]
+    graph = helper.make_graph([node], "g", [vi[0]], [vi[1]])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17),
+                                                    helper.make_opsetid("com.attacker", 1)])
+    onnx.save(model, str(tmp_path / "m.onnx"))
+    assert rules_of(tmp_path / "m.onnx") == {"ONNX002"}
+
+
+def test_onnx_external_data_escape(tmp_path: Path) -> None:
+    onnx = pytest.importorskip("onnx")
+    from onnx import TensorProto, helper
+    t = helper.make_tensor("w", TensorProto.FLOAT, [2], vals=[])
+    t.data_location = TensorProto.EXTERNAL
+    for k, v in (("location", "../../etc/passwd"), ("offset", "0"), ("length", "8")):
+        e = t.external_data.add()
+        e.key, e.value = k, v
+    graph = helper.make_graph([], "g", [], [], initializer=[t])
+    onnx.save(helper.make_model(graph), str(tmp_path / "x.onnx"))
+    res = scan_file(str(tmp_path / "x.onnx"))
+    assert "ONNX001" in {f.rule for f in res.findings} and res.error
+
+
+def test_template_files_are_read_for_scanning(tmp_path: Path) -> None:
+    cfg = tmp_path / "tokenizer_config.json"
+    cfg.write_text(json.dumps({"chat_template": [{"name": "default", "template": "{{ messages }}"},
+                                                 {"name": "tool_use", "template": "{% for m in x %}{% endfor %}"}]}))
+    jinja = tmp_path / "chat_template.jinja"
+    jinja.write_text("{% for m in messages %}{{ m['content'] }}{% endfor %}")
+    from assay.formats import read_file
+    art = read_file(str(cfg))
+    assert art.format == "json-config"
+    assert [o.detail for o in art.observations] == ["chat_template[default]", "chat_template[tool_use]"]
+    assert read_file(str(jinja)).format == "jinja-template"

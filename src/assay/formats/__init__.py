@@ -26,11 +26,12 @@ def _readers() -> list[Reader]:
         pytorch,
         safetensors,
         sklearn,
+        templates,
     )
 
     table = [safetensors.READER, pytorch.ZIP_READER, numpy_format.NPY_READER,
-             numpy_format.NPZ_READER, pytorch.LEGACY_READER]
-    for mod in (gguf_format, keras, onnx_format, leela, sklearn, plain_pickle):
+             numpy_format.NPZ_READER, pytorch.LEGACY_READER, pytorch.TAR_READER]
+    for mod in (gguf_format, keras, onnx_format, leela, sklearn, plain_pickle, templates):
         table.extend(mod.READERS)
     return sorted(table, key=lambda r: ORDER.index(r.name))
 
@@ -38,7 +39,8 @@ def _readers() -> list[Reader]:
 # The order in which readers are asked. Specific magic bytes first, generic containers last.
 ORDER = [
     "safetensors", "gguf", "numpy-npy", "hdf5-keras", "pytorch-zip", "keras", "numpy-npz",
-    "pytorch-legacy", "lc0", "leela-zero", "joblib", "onnx", "pickle",
+    "pytorch-legacy", "pytorch-tar", "lc0", "leela-zero", "joblib", "onnx", "pickle",
+    "json-config", "jinja-template",
 ]
 
 _TABLE: list[Reader] | None = None

@@ -16,12 +16,14 @@ import os
 from typing import Any
 
 from assay.errors import AssayError, FormatError, LimitError, UnknownFormatError
+from assay.formats.templates import record_templates
 from assay.limits import Limits
 from assay.model.artifact import ModelArtifact
 
 PREFERENCE = ["safetensors", "pytorch-zip", "pytorch-legacy", "gguf", "onnx", "keras",
               "hdf5-keras", "numpy-npz", "numpy-npy", "joblib", "torchscript"]
 MAX_SIDE_FILE = 16 * 1024 * 1024
+NOT_WEIGHTS = {"json-config", "jinja-template"}
 CARD_KEYS = ("license", "license_name", "license_link", "base_model", "base_model_relation",
              "datasets", "language", "library_name", "pipeline_tag", "tags")
 
@@ -116,11 +118,13 @@ def read_folder(root: str, limits: Limits) -> ModelArtifact:
             meta["other_indexes"] = [os.path.relpath(i, root) for i in indexes[1:]]
     else:
         for f in files:
-            if f.endswith((".json", ".md", ".txt", ".py", ".yaml", ".yml")):
+            if f.endswith((".json", ".md", ".txt", ".py", ".yaml", ".yml", ".jinja", ".j2")):
                 continue
             try:
                 part = read_file(f, limits)
             except UnknownFormatError:
+                continue
+            if part.format in NOT_WEIGHTS:
                 continue
             weight_sets.setdefault(part.format, []).append(part)
         if not weight_sets:
@@ -162,11 +166,12 @@ def _side_files(root: str, files: list[str], art: ModelArtifact, meta: dict[str,
                 card = card_front_matter(f)
                 if card:
                     art.metadata["card"] = {k: card[k] for k in CARD_KEYS if k in card}
-            elif base == "tokenizer_config.json":
+            elif base in ("tokenizer_config.json", "chat_template.json"):
                 tok = _json(f)
-                tpl = tok.get("chat_template") if isinstance(tok, dict) else None
-                if tpl:
-                    art.observe("template", "chat_template", f,
-                                text=tpl if isinstance(tpl, str) else json.dumps(tpl))
+                if isinstance(tok, dict):
+                    record_templates(art, tok.get("chat_template"), f)
+            elif base.endswith((".jinja", ".j2")):
+                with open(f, encoding="utf-8", errors="replace") as fh:
+                    art.observe("template", "template file", f, text=fh.read(MAX_SIDE_FILE))
         except AssayError as exc:
             meta.setdefault("unreadable_side_files", []).append(exc.one_line())

@@ -226,6 +226,7 @@ class _Walk:
     taken: set[str] = field(default_factory=set)
     skipped: list[dict[str, str]] = field(default_factory=list)
     ops: Counter[str] = field(default_factory=Counter)
+    domains: set[str] = field(default_factory=set)
     counts: Counter[str] = field(default_factory=Counter)
     counting: bool = True
 
@@ -269,6 +270,9 @@ class _Walk:
             if self.counting:
                 self.counts["nodes"] += 1
                 self.ops[op if domain in DEFAULT_DOMAINS else f"{domain}:{op}"] += 1
+                if domain not in DEFAULT_DOMAINS and domain not in self.domains:
+                    self.domains.add(domain)
+                    self.art.observe("onnx.domain", domain, self.p.path, op=op, graph=path)
             if op == "Constant" and domain in DEFAULT_DOMAINS:
                 self.constant(n, label, path)
             for a in n.attribute:

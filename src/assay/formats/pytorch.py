@@ -19,7 +19,7 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
-from assay.errors import AssayError, FormatError
+from assay.errors import AssayError, FormatError, LimitError, UnsupportedError
 from assay.formats.base import Probe, Reader, archive_observations, keeping, looks_like, trailing
 from assay.formats.pickle.machine import PickleResult, looks_like_pickle, run_pickle
 from assay.formats.pickle.objects import calls, numpy_array, plain, walk
@@ -333,5 +333,57 @@ def read_legacy(p: Probe) -> ModelArtifact:
     return art
 
 
+# -- legacy tar (torch < 0.4) ------------------------------------------------------------------
+TAR_PICKLES = ("sys_info", "pickle", "storages", "tensors")
+
+
+def sniff_tar(p: Probe) -> bool:
+    return len(p.head) >= 263 and p.head[257:262] == b"ustar"
+
+
+def read_tar(p: Probe) -> ModelArtifact:
+    """Members are listed with `tarfile` (headers only, bounded); each member that starts with a
+    pickle runs on the emulated machine so a scan sees what `torch.load` would import. Tensors
+    of this format are not read (it predates PyTorch 0.4)."""
+    import tarfile
+
+    art = ModelArtifact(path=p.path, format="pytorch-tar", files=[p.path])
+    names: list[str] = []
+    try:
+        with tarfile.open(p.path, "r:") as tf:
+            for i, info in enumerate(tf):
+                if i >= p.limits.max_archive_members:
+                    raise LimitError(p.path, "pytorch: tar has more members than the limit")
+                names.append(info.name)
+                art.observe("archive.member", info.name, p.path, member=info.name,
+                            offset=info.offset_data, size=info.size)
+                if not info.isfile() or info.size > p.limits.max_header_bytes:
+                    continue
+                fh = tf.extractfile(info)
+                data = fh.read() if fh is not None else b""
+                if looks_like(data[:4]) != "pickle":
+                    continue
+                try:
+                    res = run_pickle(data, p.path, member=info.name, base=info.offset_data,
+                                     limits=p.limits)
+                except AssayError as exc:
+                    art.observations.extend(exc.observations)
+                    continue
+                art.observations.extend(res.observations(p.path, info.name))
+    except (tarfile.TarError, OSError, EOFError) as exc:
+        err = FormatError(p.path, f"pytorch: damaged tar archive ({exc})")
+        err.observations.extend(art.observations)
+        raise err from None
+    if not set(TAR_PICKLES) & set(names):
+        err = FormatError(p.path, "tar archive is not a PyTorch checkpoint")
+        err.observations.extend(art.observations)
+        raise err
+    err = UnsupportedError(p.path, "pytorch: legacy tar checkpoints (PyTorch < 0.4) are listed "
+                           "and scanned, but their tensors are not read")
+    err.observations.extend(art.observations)
+    raise err
+
+
+TAR_READER = Reader("pytorch-tar", sniff_tar, read_tar, "PyTorch legacy tar checkpoint")
 ZIP_READER = Reader("pytorch-zip", sniff_zip, read_zip, "PyTorch zip checkpoint / TorchScript")
 LEGACY_READER = Reader("pytorch-legacy", sniff_legacy, read_legacy, "PyTorch legacy checkpoint")
