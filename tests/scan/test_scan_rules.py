@@ -266,7 +266,7 @@ def test_custom_onnx_domain(tmp_path: Path) -> None:
 def test_onnx_external_data_escape(tmp_path: Path) -> None:
     onnx = pytest.importorskip("onnx")
     from onnx import TensorProto, helper
-    t = helper.make_tensor("w", TensorProto.FLOAT, [2], vals=[])
+    t = TensorProto(name="w", data_type=TensorProto.FLOAT, dims=[2])
     t.data_location = TensorProto.EXTERNAL
     for k, v in (("location", "../../etc/passwd"), ("offset", "0"), ("length", "8")):
         e = t.external_data.add()
@@ -279,8 +279,9 @@ def test_onnx_external_data_escape(tmp_path: Path) -> None:
 
 def test_template_files_are_read_for_scanning(tmp_path: Path) -> None:
     cfg = tmp_path / "tokenizer_config.json"
-    cfg.write_text(json.dumps({"chat_template": [{"name": "default", "template": "{{ messages }}"},
-                                                 {"name": "tool_use", "template": "{% for m in x %}{% endfor %}"}]}))
+    named = [{"name": "default", "template": "{{ messages }}"},
+             {"name": "tool_use", "template": "{% for m in x %}{% endfor %}"}]
+    cfg.write_text(json.dumps({"chat_template": named}))
     jinja = tmp_path / "chat_template.jinja"
     jinja.write_text("{% for m in messages %}{{ m['content'] }}{% endfor %}")
     from assay.formats import read_file

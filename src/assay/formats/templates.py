@@ -39,7 +39,9 @@ def _is_text(head: bytes) -> bool:
 
 
 def sniff_json(p: Probe) -> bool:
-    return p.head.lstrip()[:1] == b"{" and _is_text(p.head) and p.size <= MAX_TEXT
+    head = p.head.lstrip()
+    return head[:1] == b"{" and head[1:].lstrip()[:1] in (b'"', b"}") and _is_text(p.head) \
+        and p.size <= MAX_TEXT
 
 
 def record_templates(art: ModelArtifact, value: Any, path: str, key: str = "chat_template") -> None:
