@@ -11,85 +11,14 @@ cache warm; the table reports median wall time, throughput, peak RSS (VmHWM) and
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import platform
 import shutil
-import statistics
-import struct
-import subprocess
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
-
-HERE = Path(__file__).resolve().parent
-DATA = HERE / "data"
-
-# A child that runs `code`, then prints its own peak RSS as the last line.
-WRAP = """
-import sys, atexit
-def _hwm():
-    for line in open('/proc/self/status'):
-        if line.startswith('VmHWM:'):
-            sys.__stderr__.write('VMHWM ' + line.split()[1] + '\\n')
-atexit.register(_hwm)
-"""
-
-
-def gen_safetensors(path: Path, n: int, rows: int, cols: int, seed: int, bump: int = 0) -> None:
-    """Write the file tensor by tensor (never the whole model in memory)."""
-    header: dict[str, object] = {}
-    size = rows * cols * 4
-    for i in range(n):
-        header[f"layer.{i:03d}.weight"] = {"dtype": "F32", "shape": [rows, cols],
-                                           "data_offsets": [i * size, (i + 1) * size]}
-    blob = json.dumps(header).encode()
-    blob += b" " * (-len(blob) % 8)
-    rng = np.random.default_rng(seed)
-    tmp = path.with_suffix(".tmp")
-    with open(tmp, "wb") as fh:
-        fh.write(struct.pack("<Q", len(blob)) + blob)
-        for i in range(n):
-            t = rng.standard_normal((rows, cols), dtype=np.float32)
-            if bump and i % (n // bump) == 0:
-                t += np.float32(1e-3)
-            fh.write(t.tobytes())
-    tmp.rename(path)
-
-
-def gen_torch(src: Path, path: Path) -> None:
-    import torch
-    from safetensors.torch import load_file
-    sd = load_file(str(src))
-    tmp = path.with_suffix(".tmp")
-    torch.save(sd, tmp)
-    tmp.rename(path)
-
-
-def run(cmd: list[str], reps: int) -> tuple[float, float]:
-    """Median wall seconds and peak MB of `cmd` (python children report VmHWM themselves)."""
-    subprocess.run(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=True)  # warm
-    times, peaks = [], []
-    for _ in range(reps):
-        t0 = time.perf_counter()
-        r = subprocess.run(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-        times.append(time.perf_counter() - t0)
-        if r.returncode not in (0, 1):
-            raise SystemExit(f"identity_bench: {' '.join(cmd[:3])} failed: {r.stderr.strip()[-300:]}")
-        kb = [int(x.split()[1]) for x in r.stderr.splitlines() if x.startswith("VMHWM ")]
-        peaks.append(kb[-1] / 1024 if kb else float("nan"))
-    return statistics.median(times), statistics.median(peaks)
-
-
-def py(code: str) -> list[str]:
-    return [sys.executable, "-c", WRAP + code]
-
-
-def assay_cli(*args: str) -> list[str]:
-    return py("import sys\nfrom assay.cli.main import main\nsys.argv = ['assay', "
-              + ", ".join(repr(a) for a in args) + "]\ntry:\n    main()\nexcept SystemExit:\n    pass\n")
+from common import DATA, assay_cli, ensure, gen_safetensors, gen_torch, py, run
 
 
 def blake3_file(path: Path) -> list[str]:
@@ -104,15 +33,10 @@ def main() -> int:
     args = ap.parse_args()
     n = 50 if args.quick else 500
     DATA.mkdir(exist_ok=True)
-    st = DATA / f"id-{n}.safetensors"
-    st2 = DATA / f"id-{n}-updated.safetensors"
-    pt = DATA / f"id-{n}.pt"
-    for path, make in ((st, lambda: gen_safetensors(st, n, 1000, 1000, 0)),
-                       (st2, lambda: gen_safetensors(st2, n, 1000, 1000, 0, bump=10)),
-                       (pt, lambda: gen_torch(st, pt))):
-        if not path.exists():
-            print(f"generating {path.name} ...", file=sys.stderr)
-            make()
+    st = ensure(DATA / f"id-{n}.safetensors", lambda: gen_safetensors(DATA / f"id-{n}.safetensors", n))
+    st2 = ensure(DATA / f"id-{n}-updated.safetensors",
+                 lambda: gen_safetensors(DATA / f"id-{n}-updated.safetensors", n, bump=10))
+    pt = ensure(DATA / f"id-{n}.pt", lambda: gen_torch(st, DATA / f"id-{n}.pt"))
     rows = []
     for label, path in (("safetensors", st), ("pytorch zip", pt)):
         size = path.stat().st_size
@@ -146,4 +70,5 @@ def main() -> int:
 
 
 if __name__ == "__main__":
+    sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
     sys.exit(main())
