@@ -28,6 +28,7 @@ demo: $(VENV)/.core
 	$(BIN)/assay id examples/tiny-classifier
 	$(BIN)/assay id examples/tiny-checkpoint.pt
 	$(BIN)/assay diff examples/tiny-classifier examples/tiny-checkpoint.pt || test $$? -eq 1
+	$(BIN)/assay scan examples || test $$? -eq 1
 
 lint: $(VENV)/.test
 	$(BIN)/ruff check src tests benchmarks
@@ -37,6 +38,7 @@ test: lint
 
 bench: $(VENV)/.test
 	$(BIN)/python benchmarks/inspect_bench.py
+	$(BIN)/python benchmarks/identity_bench.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache
