@@ -62,8 +62,9 @@ def _hasher() -> blake3.blake3:
     return blake3.blake3(max_threads=blake3.blake3.AUTO)
 
 
-def tensor_digest(t: TensorRecord, progress: Progress | None = None) -> TensorDigest:
-    h = _hasher()
+def tensor_digest(t: TensorRecord, progress: Progress | None = None,
+                  threads: int | None = None) -> TensorDigest:
+    h = blake3.blake3(max_threads=threads) if threads else _hasher()
     h.update(_header(t))
     for chunk in t.canonical_chunks(CHUNK):
         h.update(chunk)
@@ -84,8 +85,26 @@ def model_identity(digests: Iterable[TensorDigest]) -> tuple[str, str]:
     return f"{MODEL_V}:{c.hexdigest()}", f"{MODEL_V}:{n.hexdigest()}"
 
 
+SMALL = 32 << 20    # tensors up to this size are hashed whole, several at once on a thread pool
+
+
 def identify(art: ModelArtifact, progress: Progress | None = None) -> Identity:
-    digests = tuple(tensor_digest(t, progress) for t in art.tensors)
+    """Digest every tensor. Small tensors are hashed concurrently, one thread each (BLAKE3
+    releases the GIL); large ones use BLAKE3's own multi-threading. Order is kept."""
+    import os
+    from concurrent.futures import ThreadPoolExecutor
+
+    workers = os.cpu_count() or 1
+    results: list[TensorDigest | None] = [None] * len(art.tensors)
+    small = [i for i, t in enumerate(art.tensors) if t.nbytes <= SMALL]
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        futures = {i: pool.submit(tensor_digest, art.tensors[i], progress, 1) for i in small}
+        for i, t in enumerate(art.tensors):
+            if i not in futures:
+                results[i] = tensor_digest(t, progress)
+        for i, f in futures.items():
+            results[i] = f.result()
+    digests = tuple(d for d in results if d is not None)
     content, named = model_identity(digests)
     return Identity(content, named, digests, art.parameter_count, art.total_bytes)
 

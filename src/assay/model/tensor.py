@@ -168,6 +168,24 @@ class TensorRecord:
                 piece = piece.astype(piece.dtype.newbyteorder("<"))
             yield memoryview(np.ascontiguousarray(piece).reshape(-1).view(np.uint8))
 
+    def release(self) -> None:
+        """Drop this tensor's pages from the process's resident set (the page cache keeps them):
+        lets a pass over a large model keep its memory flat."""
+        s = self.span
+        if s is None or s.in_memory or not s.length:
+            return
+        try:
+            st = os.stat(s.file)
+        except OSError:
+            return
+        mm = _mapped(os.path.abspath(s.file), st.st_size, st.st_mtime_ns)
+        page = mmap.PAGESIZE
+        lo = s.offset - s.offset % page
+        hi = min(len(mm), s.offset + s.length)
+        hi -= hi % page
+        if hi > lo and hasattr(mm, "madvise"):
+            mm.madvise(mmap.MADV_DONTNEED, lo, hi - lo)
+
     def canonical_bytes(self) -> bytes:
         """Little-endian, C-order bytes of the values (raw blocks for block types)."""
         import numpy as np
