@@ -13,7 +13,7 @@ def test_exported_members() -> None:
     assert sorted(assay.__all__) == sorted([
         "AssayError", "FormatError", "LimitError", "Limits", "ModelArtifact", "Observation",
         "TensorRecord", "UnknownFormatError", "UnsupportedError", "UsageError", "__version__",
-        "inspect", "open_model"])
+        "diff", "identify", "inspect", "open_model", "scan", "verify"])
 
 
 def test_py_typed_ships() -> None:

@@ -1,10 +1,10 @@
 """assay: read, scan, identify and trace pretrained model weights without executing them.
 
-Public API: `open_model`, `inspect`, the tensor model (`ModelArtifact`, `TensorRecord`,
-`Observation`), `Limits`, and the errors rooted at `AssayError`.
+Public API: `open_model`, `inspect`, `identify`, `verify`, `diff`, `scan`, the tensor model
+(`ModelArtifact`, `TensorRecord`, `Observation`), `Limits`, and the errors rooted at `AssayError`.
 """
 
-from assay.api import inspect, open_model
+from assay.api import diff, identify, inspect, open_model, scan, verify
 from assay.errors import (
     AssayError,
     FormatError,
@@ -21,5 +21,5 @@ __version__ = "0.1.0"
 __all__ = [
     "AssayError", "FormatError", "LimitError", "Limits", "ModelArtifact", "Observation",
     "TensorRecord", "UnknownFormatError", "UnsupportedError", "UsageError", "__version__",
-    "inspect", "open_model",
+    "diff", "identify", "inspect", "open_model", "scan", "verify",
 ]
