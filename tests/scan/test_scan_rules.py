@@ -289,3 +289,34 @@ def test_template_files_are_read_for_scanning(tmp_path: Path) -> None:
     assert art.format == "json-config"
     assert [o.detail for o in art.observations] == ["chat_template[default]", "chat_template[tool_use]"]
     assert read_file(str(jinja)).format == "jinja-template"
+
+
+def test_a_slow_input_is_stopped_by_its_budget() -> None:
+    import time
+
+    from assay import jobs
+
+    def slow(x: int) -> int:
+        if x == 1:
+            time.sleep(30)
+        return x
+    t0 = time.monotonic()
+    results = dict(jobs.run(slow, [0, 1, 2], workers=2, budget=jobs.Budget(seconds=1.0)))
+    assert time.monotonic() - t0 < 10
+    assert results[0] == 0 and results[2] == 2
+    assert isinstance(results[1], jobs.Failed) and "longer than 1 s" in results[1].reason
+
+
+def test_a_crashing_rule_is_an_error_entry_and_the_others_still_run(tmp_path: Path,
+                                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    from assay.analyses.scan import rules
+
+    def broken(ctx: rules.Context) -> list:
+        raise RuntimeError("rule bug")
+    bad = rules.Rule("TEST001", "test", "low", "broken", broken)
+    monkeypatch.setattr(rules, "RULES", [bad, *rules.RULES])
+    p = tmp_path / "m.pkl"
+    p.write_bytes(pickles.reduce_os_system("/tmp/x"))
+    res = scan_file(str(p))
+    assert res.rule_errors == ("TEST001: RuntimeError: rule bug",)
+    assert "PICKLE001" in {f.rule for f in res.findings}

@@ -6,9 +6,10 @@ the runner that opens files, in parallel and under budgets, lives in `assay.api`
 
 from __future__ import annotations
 
+from assay.analyses.scan import rules
 from assay.analyses.scan.model import FileScan, Finding, ScanReport, severity_rank
 from assay.analyses.scan.policy import Policy, default_policy
-from assay.analyses.scan.rules import CATALOG, RULES, Context
+from assay.analyses.scan.rules import CATALOG, Context
 from assay.model.artifact import Observation
 
 __all__ = ["CATALOG", "FileScan", "Finding", "Policy", "ScanReport", "default_policy", "judge"]
@@ -21,7 +22,7 @@ def judge(path: str, fmt: str | None, observations: list[Observation] | tuple[Ob
     ctx = Context(path, fmt, tuple(observations), policy or default_policy(), error, error_kind)
     findings: list[Finding] = []
     crashed: list[str] = []
-    for r in RULES:
+    for r in rules.RULES:
         try:
             findings.extend(r.check(ctx))
         except Exception as exc:  # a rule bug must not stop the scan of other rules or files
