@@ -5,10 +5,12 @@ from __future__ import annotations
 import json
 import sys
 from enum import StrEnum
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
-from rich.console import Console
+
+if TYPE_CHECKING:
+    from rich.console import Console
 
 from assay import api
 from assay.cli.progress import ByteProgress, ScanProgress
@@ -16,7 +18,11 @@ from assay.errors import AssayError
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
                   help="Read, scan, identify and trace model weights without executing them.")
-err = Console(stderr=True, highlight=False, soft_wrap=True)
+
+
+def _err_print(message: str) -> None:
+    """One line on stderr (plain text: no rich import on the error path)."""
+    sys.stderr.write(message + "\n")
 
 EXIT_OK, EXIT_FOUND, EXIT_ERROR = 0, 1, 2
 
@@ -33,7 +39,7 @@ class ScanFormat(StrEnum):
 
 
 def fail(message: str) -> typer.Exit:
-    err.print(f"assay: error: {message}", markup=False)
+    _err_print(f"assay: error: {message}")
     return typer.Exit(EXIT_ERROR)
 
 
@@ -57,6 +63,7 @@ def inspect(
 
 
 def _stdout() -> Console:
+    from rich.console import Console
     out = Console(highlight=False)
     return out if out.is_terminal else Console(highlight=False, width=160)
 
@@ -84,7 +91,7 @@ def id_(
         raise fail("--manifest and --verify cannot be combined")
     try:
         expected = api.read_manifest(verify) if verify else None
-        with ByteProgress(err, "hashing") as bar:
+        with ByteProgress("hashing") as bar:
             ident = api.identify(path, progress=bar.advance, on_open=lambda a: bar.start(a.total_bytes))
     except AssayError as exc:
         raise fail(exc.one_line()) from None
@@ -126,7 +133,7 @@ def diff_(
     """What changed between two models; exit 0 identical, 1 different, 2 error."""
     from assay.render import diff as render_diff
     try:
-        with ByteProgress(err, "comparing") as bar:
+        with ByteProgress("comparing") as bar:
             result = api.diff(a, b, progress=bar.advance,
                               on_open=lambda x, y: bar.start(max(x.parameter_count, y.parameter_count)))
     except AssayError as exc:
@@ -157,7 +164,7 @@ def scan_(
     from assay.render import scan as render_scan
     try:
         pol = api.load_policy(policy) if policy else None
-        with ScanProgress(err) as bar:
+        with ScanProgress() as bar:
             report = api.scan(paths, policy=pol, workers=workers, seconds_per_file=timeout,
                               progress=bar.update)
     except AssayError as exc:
@@ -182,12 +189,12 @@ def main() -> None:
     try:
         app()
     except KeyboardInterrupt:
-        err.print("assay: interrupted")
+        _err_print("assay: interrupted")
         sys.exit(130)
     except SystemExit:
         raise
     except BaseException as exc:  # a bug in assay: still one line, never a traceback
-        err.print(f"assay: internal error: {type(exc).__name__}: {exc}", markup=False)
+        _err_print(f"assay: internal error: {type(exc).__name__}: {exc}")
         sys.exit(EXIT_ERROR)
 
 

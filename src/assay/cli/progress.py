@@ -12,9 +12,17 @@ if TYPE_CHECKING:
 THRESHOLD = 256 << 20
 
 
+def _stderr_console() -> Console | None:
+    """A rich console on stderr when it is a terminal (progress is for people, not pipes)."""
+    import sys
+    if not sys.stderr.isatty():
+        return None
+    from rich.console import Console
+    return Console(stderr=True)
+
+
 class ByteProgress:
-    def __init__(self, console: Console, label: str) -> None:
-        self.console = console
+    def __init__(self, label: str) -> None:
         self.label = label
         self.progress: Progress | None = None
         self.task: TaskID | None = None
@@ -23,11 +31,12 @@ class ByteProgress:
         return self
 
     def start(self, total: int) -> None:
-        if total < THRESHOLD or not self.console.is_terminal:
+        console = _stderr_console() if total >= THRESHOLD else None
+        if console is None:
             return
         from rich.progress import BarColumn, DownloadColumn, Progress, TimeRemainingColumn
         self.progress = Progress("[progress.description]{task.description}", BarColumn(),
-                                 DownloadColumn(), TimeRemainingColumn(), console=self.console,
+                                 DownloadColumn(), TimeRemainingColumn(), console=console,
                                  transient=True)
         self.progress.start()
         self.task = self.progress.add_task(self.label, total=total)
@@ -45,8 +54,8 @@ class ByteProgress:
 class ScanProgress:
     """Files done out of files found, on stderr, for scans of more than a handful of files."""
 
-    def __init__(self, console: Console) -> None:
-        self.console = console
+    def __init__(self) -> None:
+        self.closed = False
         self.progress: Progress | None = None
         self.task: TaskID | None = None
 
@@ -55,11 +64,13 @@ class ScanProgress:
 
     def update(self, done: int, total: int) -> None:
         if self.progress is None:
-            if total < 20 or not self.console.is_terminal:
+            console = _stderr_console() if total >= 20 and not self.closed else None
+            if console is None:
+                self.closed = True
                 return
             from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
             self.progress = Progress("scanning", BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
-                                     console=self.console, transient=True)
+                                     console=console, transient=True)
             self.progress.start()
             self.task = self.progress.add_task("scan", total=total)
         if self.task is not None:

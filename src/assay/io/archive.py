@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import posixpath
 import struct
-import zipfile
 import zlib
 from dataclasses import dataclass, field
 
@@ -16,6 +15,8 @@ from assay.errors import FormatError, LimitError
 from assay.limits import Limits
 from assay.model.tensor import map_file
 
+# zip compression methods (zipfile is imported only when an archive is opened)
+ZIP_STORED, ZIP_DEFLATED, ZIP_BZIP2, ZIP_LZMA = 0, 8, 12, 14
 _LOCAL = struct.Struct("<4sHHHHHIIIHH")
 _LOCAL_MAGIC = b"PK\x03\x04"
 
@@ -46,7 +47,7 @@ class Member:
 
     @property
     def stored(self) -> bool:
-        return self.compress_type == zipfile.ZIP_STORED and not self.flags & 0x1
+        return self.compress_type == ZIP_STORED and not self.flags & 0x1
 
 
 @dataclass
@@ -99,7 +100,7 @@ class ZipArchive:
         raw = memoryview(mapped)[m.data_offset:m.data_offset + min(m.compressed_size, 1 << 16)]
         if m.stored:
             return bytes(raw[:n])
-        if m.compress_type == zipfile.ZIP_DEFLATED and not m.flags & 0x1:
+        if m.compress_type == ZIP_DEFLATED and not m.flags & 0x1:
             try:
                 return zlib.decompressobj(-15).decompress(bytes(raw), n)
             except zlib.error:
@@ -110,12 +111,12 @@ class ZipArchive:
 def _inflate(path: str, m: Member, raw: memoryview, limits: Limits) -> bytes:
     cap = min(limits.max_decompressed_bytes,
               max(m.size, 0) + 1, max(len(raw), 1) * limits.max_compression_ratio + 1024)
-    if m.compress_type == zipfile.ZIP_DEFLATED:
+    if m.compress_type == ZIP_DEFLATED:
         d = zlib.decompressobj(-15)
-    elif m.compress_type == zipfile.ZIP_BZIP2:
+    elif m.compress_type == ZIP_BZIP2:
         import bz2
         d = bz2.BZ2Decompressor()  # type: ignore[assignment]
-    elif m.compress_type == zipfile.ZIP_LZMA:
+    elif m.compress_type == ZIP_LZMA:
         # zip's LZMA wraps a properties header; let zipfile do it on a bounded budget
         return _zipfile_read(path, m, cap, limits)
     else:
@@ -126,7 +127,7 @@ def _inflate(path: str, m: Member, raw: memoryview, limits: Limits) -> bytes:
     while pos < len(raw) and len(out) < cap:
         chunk = raw[pos:pos + step]
         pos += len(chunk)
-        out += d.decompress(chunk, cap - len(out)) if m.compress_type == zipfile.ZIP_DEFLATED \
+        out += d.decompress(chunk, cap - len(out)) if m.compress_type == ZIP_DEFLATED \
             else d.decompress(bytes(chunk), cap - len(out))
     if len(out) >= cap and len(out) > m.size:
         raise LimitError(path, f"member inflates past its declared size of {m.size} bytes "
@@ -138,6 +139,7 @@ def _inflate(path: str, m: Member, raw: memoryview, limits: Limits) -> bytes:
 
 
 def _zipfile_read(path: str, m: Member, cap: int, limits: Limits) -> bytes:
+    import zipfile
     with zipfile.ZipFile(path) as zf:
         info = zf.getinfo(m.name)
         with zf.open(info) as fh:
@@ -153,6 +155,7 @@ def is_zip(head: bytes) -> bool:
 
 def open_zip(path: str, limits: Limits) -> ZipArchive:
     """Parse a zip's directory and local headers; raise FormatError for what cannot be read."""
+    import zipfile
     try:
         zf = zipfile.ZipFile(path)
     except (zipfile.BadZipFile, OSError, ValueError, NotImplementedError, EOFError) as exc:
@@ -198,7 +201,7 @@ def open_zip(path: str, limits: Limits) -> ZipArchive:
             oddities.append(Oddity(name, "traversal", "path leaves the extraction folder"))
         if info.flag_bits & 0x1:
             oddities.append(Oddity(name, "encrypted", "member is encrypted"))
-        if info.compress_type != zipfile.ZIP_STORED and info.compress_size and \
+        if info.compress_type != ZIP_STORED and info.compress_size and \
                 info.file_size / info.compress_size > limits.max_compression_ratio:
             oddities.append(Oddity(name, "ratio",
                                    f"compression ratio {info.file_size // info.compress_size}:1"))

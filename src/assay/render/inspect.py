@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
-from typing import Any
-
-from rich.console import Group
-from rich.table import Table
-from rich.text import Text
+from typing import TYPE_CHECKING, Any
 
 from assay.analyses.summary import Summary, TensorInfo
+
+if TYPE_CHECKING:
+    from rich.console import Group
+    from rich.table import Table
+
+MAX_OBSERVATIONS = 1000   # listed in the JSON document; `observation_counts` has them all
 
 SCHEMA = "assay.inspect/1"
 
@@ -35,8 +37,10 @@ def to_json(s: Summary) -> dict[str, Any]:
         "observations": [
             {"kind": o.kind, "detail": o.detail, "file": o.location.file,
              "member": o.location.member, "offset": o.location.offset}
-            for o in s.observations],
+            for o in s.observations[:MAX_OBSERVATIONS]],
     }
+    if len(s.observations) > MAX_OBSERVATIONS:
+        doc["observations_omitted"] = len(s.observations) - MAX_OBSERVATIONS
     if s.tensors:
         doc["tensors"] = [_tensor(t) for t in s.tensors]
     return doc
@@ -57,6 +61,7 @@ def human_bytes(n: int) -> str:
 
 
 def _tensor_table(title: str, rows: tuple[TensorInfo, ...]) -> Table:
+    from rich.table import Table
     t = Table(title=title, title_justify="left", show_edge=False, pad_edge=False)
     for col, just in (("name", "left"), ("dtype", "left"), ("shape", "left"),
                       ("parameters", "right"), ("bytes", "right")):
@@ -68,6 +73,10 @@ def _tensor_table(title: str, rows: tuple[TensorInfo, ...]) -> Table:
 
 
 def to_text(s: Summary) -> Group:
+    from rich.console import Group
+    from rich.table import Table
+    from rich.text import Text
+
     head = Text()
     head.append(f"{s.path}\n", style="bold")
     head.append(f"format      {s.format}\n")
