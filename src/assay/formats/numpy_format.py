@@ -31,20 +31,12 @@ from assay.io.source import Source
 from assay.limits import Limits
 from assay.model.artifact import ModelArtifact
 from assay.model.dtypes import from_numpy
-from assay.model.tensor import TensorRecord
+from assay.model.tensor import TensorRecord, f_strides
 
 if TYPE_CHECKING:
     import numpy as np
 
 MAGIC = b"\x93NUMPY"
-
-
-def f_strides(shape: tuple[int, ...]) -> tuple[int, ...]:
-    out, acc = [], 1
-    for d in shape:
-        out.append(acc)
-        acc *= max(d, 1)
-    return tuple(out)
 
 
 def parse_header(src: Source, limits: Limits) -> tuple[np.dtype, bool, tuple[int, ...], int]:

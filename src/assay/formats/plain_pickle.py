@@ -28,6 +28,7 @@ from assay.io.source import Source
 from assay.limits import Limits
 from assay.model.artifact import ModelArtifact
 from assay.model.dtypes import from_numpy
+from assay.model.tensor import c_strides, f_strides
 
 if TYPE_CHECKING:
     import numpy as np
@@ -159,20 +160,6 @@ class ArrayResolver:
 
 
 # -- tensor records ------------------------------------------------------------------------------
-def _c_strides(shape: tuple[int, ...]) -> tuple[int, ...]:
-    out, acc = [], 1
-    for d in reversed(shape):
-        out.append(acc)
-        acc *= max(d, 1)
-    return tuple(reversed(out))
-
-
-def _f_strides(shape: tuple[int, ...]) -> tuple[int, ...]:
-    out, acc = [], 1
-    for d in shape:
-        out.append(acc)
-        acc *= max(d, 1)
-    return tuple(out)
 
 
 class Tensors:
@@ -215,7 +202,7 @@ class Tensors:
         cdt = from_numpy(dt)
         if cdt is None:
             return self.skip(name, f"of dtype {dt} has no tensor equivalent")
-        strides = _f_strides(ref.shape) if ref.fortran and len(ref.shape) > 1 else None
+        strides = f_strides(ref.shape) if ref.fortran and len(ref.shape) > 1 else None
         self.art.tensors.append(record_from_buffer(
             name, cdt, ref.shape, buf, self.file, member=self.member, offset=offset,
             strides=strides, byteorder=">" if dt.byteorder == ">" else "<", in_memory=in_memory))
@@ -239,7 +226,7 @@ class Tensors:
                 self.art.tensors.append(self._field_copy(full, ref, buf, field, order))
                 continue
             k = dt.itemsize // item
-            base = _f_strides(shape) if ref.fortran else _c_strides(shape)
+            base = f_strides(shape) if ref.fortran else c_strides(shape)
             self.art.tensors.append(record_from_buffer(
                 full, cdt, shape, buf, self.file, member=self.member, offset=offset,
                 strides=tuple(s * k for s in base), element_offset=foff // item, byteorder=order,

@@ -27,7 +27,7 @@ from assay.formats.pickle.symbols import Global, Persistent
 from assay.io.archive import ZipArchive
 from assay.model.artifact import ModelArtifact
 from assay.model.dtypes import DTYPES, DType
-from assay.model.tensor import ByteSpan, TensorRecord
+from assay.model.tensor import ByteSpan, TensorRecord, c_strides
 
 LEGACY_MAGIC = 0x1950A86A20F9469CFC6C
 
@@ -120,18 +120,10 @@ class _Tensors:
             if last >= capacity:
                 raise FormatError(self.path, f"pytorch: tensor reaches element {last} of storage "
                                   f"{st.key}, which holds {st.numel}")
-        contiguous = _c_strides(size) == stride
+        contiguous = c_strides(size) == stride
         return TensorRecord("", dt, size, st.span, lambda b=st.buf: b,
                             None if contiguous else stride, offset, self.byteorder,
                             {"storage": st.key})
-
-
-def _c_strides(size: tuple[int, ...]) -> tuple[int, ...]:
-    out, acc = [], 1
-    for d in reversed(size):
-        out.append(acc)
-        acc *= max(d, 1)
-    return tuple(reversed(out))
 
 
 def _collect(art: ModelArtifact, result: PickleResult, resolve: _Tensors, file: str,

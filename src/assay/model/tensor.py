@@ -30,6 +30,24 @@ def map_file(path: str) -> memoryview | bytes:
     return memoryview(_mapped(os.path.abspath(path), st.st_size, st.st_mtime_ns))
 
 
+def c_strides(shape: tuple[int, ...]) -> tuple[int, ...]:
+    """Element strides of a C-order (row-major) array of this shape."""
+    out, acc = [], 1
+    for d in reversed(shape):
+        out.append(acc)
+        acc *= max(d, 1)
+    return tuple(reversed(out))
+
+
+def f_strides(shape: tuple[int, ...]) -> tuple[int, ...]:
+    """Element strides of a Fortran-order (column-major) array of this shape."""
+    out, acc = [], 1
+    for d in shape:
+        out.append(acc)
+        acc *= max(d, 1)
+    return tuple(out)
+
+
 # Decoders for quantized block types, registered by the reader that knows the format
 # (e.g. the GGUF reader for `gguf.*` block dtypes): dtype name -> record -> float32 values.
 _DECODERS: dict[str, Callable[[TensorRecord], np.ndarray]] = {}
