@@ -74,7 +74,8 @@ def to_tree(r: DiffResult, max_depth: int = 1, only_changed: bool = False) -> Tr
             key = segs[:i]
             if key not in nodes:
                 total, changed = counts[key]
-                nodes[key] = nodes[key[:-1]].add(f"{'.'.join(key)} [dim]({changed} of {total} differ)[/]")
+                label = f"{'.'.join(key)} [dim]({changed} of {total} renamed or changed)[/]"
+                nodes[key] = nodes[key[:-1]].add(label)
             parent = nodes[key]
         parent.add(describe(c))
     return root
