@@ -127,8 +127,9 @@ class _Tensors:
 
 
 def _collect(art: ModelArtifact, result: PickleResult, resolve: _Tensors, file: str,
-             member: str | None, prefix: str = "") -> None:
-    art.observations.extend(result.observations(file, member))
+             member: str | None, prefix: str = "", observe: bool = True) -> None:
+    if observe:
+        art.observations.extend(result.observations(file, member))
     from assay.formats.numpy_format import array_record
     from assay.formats.pickle.objects import ArrayRef
     values: dict[str, object] = {}
@@ -273,23 +274,42 @@ def sniff_legacy(p: Probe) -> bool:
     return h[2:4] == b"\x8a\x0a" and int.from_bytes(h[4:14], "little") == LEGACY_MAGIC
 
 
+def _legacy_pickles(p: Probe, data: memoryview) -> list[PickleResult]:
+    """The five pickles of a legacy stream. Each one's imports and calls are kept on the error
+    if a later check fails: every one of them would be unpickled by `torch.load`."""
+    path, seen, out = p.path, ModelArtifact(path=p.path, format="pytorch-legacy"), []
+    checks = [(lambda v: v == LEGACY_MAGIC, "does not start with the magic number"),
+              (lambda v: v == 1001, "has an unknown protocol version"), (lambda v: True, ""),
+              (lambda v: True, ""),
+              (lambda v: isinstance(v, list) and len(v) <= p.limits.max_tensors,
+               "has a malformed storage key list")]
+    with keeping(seen):
+        at = 0
+        for ok, what in checks:
+            res = run_pickle(data, path, start=at, limits=p.limits)
+            seen.observations.extend(res.observations(path))
+            if not ok(res.value):
+                raise FormatError(path, f"pytorch: legacy stream {what}")
+            out.append(res)
+            at = res.end
+    return out
+
+
 def read_legacy(p: Probe) -> ModelArtifact:
     from assay.io.source import Source
-    src = Source.open(p.path)
     path = p.path
-    data = src.data
-    magic = run_pickle(data, path, limits=p.limits)
-    if magic.value != LEGACY_MAGIC:
-        raise FormatError(path, "pytorch: legacy stream does not start with the magic number")
-    version = run_pickle(data, path, start=magic.end, limits=p.limits)
-    if version.value != 1001:
-        raise FormatError(path, f"pytorch: legacy protocol version {plain(version.value)!r}")
-    info = run_pickle(data, path, start=version.end, limits=p.limits)
-    main = run_pickle(data, path, start=info.end, limits=p.limits)
-    keys = run_pickle(data, path, start=main.end, limits=p.limits)
-    if not isinstance(keys.value, list) or len(keys.value) > p.limits.max_tensors:
-        raise FormatError(path, "pytorch: legacy storage key list is malformed")
+    data = Source.open(p.path).data
+    magic, version, info, main, keys = _legacy_pickles(p, data)
     art = ModelArtifact(path=path, format="pytorch-legacy", files=[path])
+    for r in (magic, version, info, main, keys):
+        art.observations.extend(r.observations(path))
+    with keeping(art):
+        return _legacy_tensors(p, art, data, info, main, keys)
+
+
+def _legacy_tensors(p: Probe, art: ModelArtifact, data: memoryview, info: PickleResult,
+                    main: PickleResult, keys: PickleResult) -> ModelArtifact:
+    path = p.path
     sys_info = plain(info.value) if isinstance(info.value, dict) else {}
     art.metadata["pytorch"] = {"sys_info": sys_info}
     byteorder = "<" if not isinstance(info.value, dict) or info.value.get("little_endian", True) \
@@ -318,10 +338,7 @@ def read_legacy(p: Probe) -> ModelArtifact:
         pos += 8 + nbytes
     if pos < len(data):
         trailing(art, path, data, pos, what="the last storage")
-    for r in (magic, version, info):
-        art.observations.extend(r.observations(path))
-    _collect(art, main, _Tensors(path, storages, byteorder), path, None)
-    art.observations.extend(keys.observations(path))
+    _collect(art, main, _Tensors(path, storages, byteorder), path, None, observe=False)
     return art
 
 

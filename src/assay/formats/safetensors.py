@@ -36,7 +36,10 @@ def sniff(p: Probe) -> bool:
         return False
     n = int.from_bytes(p.head[:8], "little")
     # A JSON object follows the length; a length past the end is still ours (truncated file).
-    return 2 <= n and p.head[8:9] == b"{" and p.head[9:10] in (b'"', b"}", b" ", b"\n")
+    # A plausible length followed by JSON-looking text is ours too (a broken header).
+    if 2 <= n and p.head[8:9] == b"{" and p.head[9:10] in (b'"', b"}", b" ", b"\n"):
+        return True
+    return 2 <= n <= p.size - 8 and p.head[8:9] in (b"{", b"[", b'"') and n < 1 << 27
 
 
 def _no_dupes(pairs: list[tuple[str, Any]]) -> dict[str, Any]:

@@ -209,9 +209,12 @@ def open_zip(path: str, limits: Limits) -> ZipArchive:
         members.append(Member(name, local_name, info.compress_type, info.compress_size,
                               info.file_size, info.CRC, info.flag_bits, off, data_off))
     spans.sort()
-    for (_s1, e1, n1), (s2, _e2, n2) in zip(spans, spans[1:]):
-        if s2 < e1:
+    for (s1, e1, n1), (s2, _e2, n2) in zip(spans, spans[1:]):
+        if s2 < e1 or s2 == s1:
             oddities.append(Oddity(n2, "overlap", f"data overlaps member {n1!r}"))
+    declared = sum(m.size for m in members)
+    if declared > limits.max_decompressed_bytes or declared > max(total, 1) * limits.max_compression_ratio:
+        oddities.append(Oddity("", "ratio", f"members declare {declared} bytes in a {total}-byte archive"))
     first = min((m.header_offset for m in members), default=0)
     if first:
         oddities.append(Oddity("", "prefix", f"{first} bytes precede the first member"))

@@ -228,13 +228,21 @@ def keras_custom(ctx: Context) -> Iterator[Finding]:
             yield find("KERAS002", "high", f"config needs {text} (code outside keras) to load", o.location)
 
 
+KERAS_MODULES = ("keras", "tensorflow", "tf_keras")
+
+
 @rule("KERAS003", "keras", "high", "config calling loaders")
 def keras_loader_calls(ctx: Context) -> Iterator[Finding]:
     for o in ctx.of("keras.layer"):
         blob = " ".join(str(v) for v in o.data.values())
+        module = str(o.data.get("module") or "")
+        registered = str(o.data.get("registered_name") or "")
         if "get_file" in blob or "load_model" in blob:
             yield find("KERAS003", "high", f"layer {o.detail} names a function that loads files or URLs",
                        o.location)
+        elif (module and not module.startswith(KERAS_MODULES)) or ">" in registered:
+            yield find("KERAS002", "high", f"layer {o.detail} needs {module or registered} (code outside "
+                       "keras) to load", o.location)
 
 
 # -- onnx, gguf, safetensors -------------------------------------------------------------------
