@@ -12,15 +12,7 @@ from tests.factories.hostile import build_hostile
 
 # Techniques assay does not catch yet (each a known gap, tracked in the scan issue). A test that
 # starts passing fails here (strict), so the list only shrinks.
-KNOWN_GAPS = {
-    "archive-crc-mismatch": "CRC is checked only on members assay parses and on compressed ones",
-    "archive-zip-then-pickle": "bytes after a zip's end record are not yet recorded",
-    "archive-zip-comment-pickle": "zip comments are not yet inspected",
-    "format-onnx-trailing-pickle": "protobuf accepts appended bytes as unknown fields",
-    "format-hdf5-trailing-pickle": "HDF5 end-of-file address is not yet compared with the file size",
-    "format-json-trailing-pickle": "JSON configs with data after the object are not yet flagged",
-    "keras-h5-custom-layer": "custom layers in legacy .h5 configs are recorded without their module",
-}
+KNOWN_GAPS: dict[str, str] = {}
 
 
 @pytest.fixture(scope="module")

@@ -185,6 +185,13 @@ def archive_observations(art: ModelArtifact, z: ZipArchive, *, members: bool = T
                         looks_like=looks_like(z.head(m, 512)))
     for o in z.oddities:
         art.observe("archive.oddity", o.text, z.path, member=o.member or None, code=o.code)
+    if z.comment:
+        kind = looks_like(z.comment[:512])
+        art.observe("archive.comment", f"{len(z.comment)}-byte archive comment"
+                    + (f" (looks like {kind})" if kind else ""), z.path, offset=z.end - len(z.comment),
+                    length=len(z.comment), looks_like=kind)
+    if z.end:
+        trailing(art, z.path, map_file(z.path), z.end, what="the zip's end record")
 
 
 @contextmanager

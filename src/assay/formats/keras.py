@@ -47,6 +47,7 @@ from assay.formats.base import (
     keeping,
     record_from_buffer,
     record_from_file,
+    trailing,
 )
 from assay.io.archive import Member, ZipArchive
 from assay.limits import Limits
@@ -497,11 +498,38 @@ def _root_metadata(walk: _Hdf5Walk, f: Any) -> None:
         walk.art.metadata["keras"] = meta
 
 
+def hdf5_end(data: memoryview | bytes) -> int | None:
+    """Where the HDF5 file ends by its superblock's end-of-file address, from the published
+    layout: versions 0 and 1 keep the addresses (base, free-space or extension, end of file)
+    after 24 or 28 bytes of fixed fields, versions 2 and 3 after 12. libhdf5 writes the end
+    address counting a user block too (checked with h5py), so it is compared with the file size
+    as it is. None when the superblock cannot be read."""
+    for at in SUPERBLOCK_AT:
+        if bytes(data[at:at + 8]) != HDF5_MAGIC or len(data) < at + 16:
+            continue
+        version = data[at + 8]
+        if version in (0, 1):
+            size, fixed = data[at + 13], (24 if version == 0 else 28)
+        elif version in (2, 3):
+            size, fixed = data[at + 9], 12
+        else:
+            return None
+        if size not in (2, 4, 8) or len(data) < at + fixed + 3 * size:
+            return None
+        field_at = at + fixed
+        return int.from_bytes(data[field_at + 2 * size:field_at + 3 * size], "little")
+    return None
+
+
 def read_hdf5(p: Probe) -> ModelArtifact:
     art = ModelArtifact(path=p.path, format="hdf5-keras", files=[p.path])
-    walk = _Hdf5Walk(art, p.path, None, map_file(p.path), 0, p.limits)
+    mapped = map_file(p.path)
+    walk = _Hdf5Walk(art, p.path, None, mapped, 0, p.limits)
     crash_guard(p.path, "the HDF5 library", lambda: _read_hdf5(walk, lambda f: _root_metadata(walk, f)))
     _read_hdf5(walk, lambda f: _root_metadata(walk, f))
+    end = hdf5_end(mapped)
+    if end is not None and end < len(mapped):
+        trailing(art, p.path, mapped, end, what="the HDF5 end-of-file address")
     return art
 
 

@@ -33,6 +33,7 @@ from assay.formats.base import (
     check_shape,
     record_from_buffer,
     record_from_file,
+    trailing,
 )
 from assay.model.artifact import ModelArtifact
 from assay.model.dtypes import DTYPES, DType, from_numpy
@@ -111,20 +112,36 @@ def _field(head: bytes, pos: int) -> int | None:
     return _len_field(head, number, key[1])
 
 
+def _walk_fields(buf: bytes | memoryview, pos: int = 2) -> tuple[int, int, bool, bool]:
+    """Walk top-level ModelProto fields: (end of the last whole field, fields seen, a graph was
+    seen whole, the walk stopped at bytes that are not ONNX)."""
+    fields, graph = 1, False
+    while pos < len(buf):
+        key = _varint(bytes(buf[pos:pos + MAX_VARINT_BYTES]), 0)
+        nxt = _field(buf, pos)
+        if nxt == -1:
+            return pos, fields, graph, True
+        fields += 1
+        if nxt is None:
+            break
+        graph = graph or (key is not None and key[0] >> 3 == GRAPH)
+        pos = nxt
+    return pos, fields, graph, False
+
+
 def sniff(p: Probe) -> bool:
     head = p.head
     if len(head) < 3 or head[0] != 0x08 or not 1 <= head[1] <= MAX_IR_VERSION:
         return False
-    pos, fields = 2, 1
-    while pos < len(head):
-        nxt = _field(head, pos)
-        if nxt == -1:
-            return False
-        fields += 1
-        if nxt is None:
-            break
-        pos = nxt
-    return fields >= 2
+    _end, fields, graph, foreign = _walk_fields(head)
+    # bytes that are not ONNX after a whole graph: an ONNX model with data appended
+    return fields >= 2 and (not foreign or graph)
+
+
+def model_end(data: bytes | memoryview) -> int:
+    """Where the ModelProto's top-level fields end (the file's length unless data follows)."""
+    end, _fields, _graph, foreign = _walk_fields(data)
+    return end if foreign else len(data)
 
 
 # -- dtypes ----------------------------------------------------------------------------------------
@@ -183,8 +200,9 @@ def read(p: Probe) -> ModelArtifact:
     onnx = _onnx()
     errors = _read_errors()
     try:
-        model = _parse(p, onnx)
+        model, data, end = _parse(p, onnx)
         art = ModelArtifact(path=p.path, format="onnx", files=[p.path])
+        trailing(art, p.path, data, end, what="the ONNX model")
         walk = _Walk(p, art, onnx)
         walk.model(model)
         art.metadata["onnx"] = _metadata(model, walk)
@@ -195,7 +213,7 @@ def read(p: Probe) -> ModelArtifact:
     return art
 
 
-def _parse(p: Probe, onnx: Any) -> Any:
+def _parse(p: Probe, onnx: Any) -> tuple[Any, bytes, int]:
     from google.protobuf.message import DecodeError
 
     if p.size > MAX_PROTOBUF_BYTES:
@@ -203,9 +221,10 @@ def _parse(p: Probe, onnx: Any) -> Any:
                          "(2 GiB); larger models keep their weights in external data files")
     with open(p.path, "rb") as fh:
         data = fh.read()
+    end = model_end(data)
     model = onnx.ModelProto()
     try:
-        model.ParseFromString(data)
+        model.ParseFromString(data[:end])
     except DecodeError:
         raise FormatError(p.path, "onnx: not a valid ModelProto protobuf message "
                           "(truncated or corrupt)") from None
@@ -213,7 +232,7 @@ def _parse(p: Probe, onnx: Any) -> Any:
         raise FormatError(p.path, "onnx: ir_version is missing")
     if not model.HasField("graph"):
         raise FormatError(p.path, "onnx: model has no graph")
-    return model
+    return model, data, end
 
 
 @dataclass

@@ -11,7 +11,7 @@ import json
 from typing import Any
 
 from assay.errors import FormatError, LimitError
-from assay.formats.base import Probe, Reader
+from assay.formats.base import Probe, Reader, trailing
 from assay.model.artifact import ModelArtifact
 
 MAX_TEXT = 16 << 20
@@ -38,10 +38,19 @@ def _is_text(head: bytes) -> bool:
     return True
 
 
+def _text_prefix(head: bytes) -> bytes:
+    """The head up to its first NUL or invalid UTF-8 byte (a JSON file may carry data after it)."""
+    head = head.split(b"\x00", 1)[0]
+    try:
+        head.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        return head[:exc.start]
+    return head
+
+
 def sniff_json(p: Probe) -> bool:
-    head = p.head.lstrip()
-    return head[:1] == b"{" and head[1:].lstrip()[:1] in (b'"', b"}") and _is_text(p.head) \
-        and p.size <= MAX_TEXT
+    head = _text_prefix(p.head).lstrip()
+    return head[:1] == b"{" and head[1:].lstrip()[:1] in (b'"', b"}") and p.size <= MAX_TEXT
 
 
 def record_templates(art: ModelArtifact, value: Any, path: str, key: str = "chat_template") -> None:
@@ -54,12 +63,24 @@ def record_templates(art: ModelArtifact, value: Any, path: str, key: str = "chat
 
 
 def read_json(p: Probe) -> ModelArtifact:
-    text = _text(p, "json")
+    if p.size > MAX_TEXT:
+        raise LimitError(p.path, f"json: {p.size} bytes is over the {MAX_TEXT}-byte limit")
+    with open(p.path, "rb") as fh:
+        raw = fh.read(MAX_TEXT + 1)
+    bom = 3 if raw.startswith(b"\xef\xbb\xbf") else 0
+    text = raw[bom:].decode("utf-8", "surrogateescape")
     try:
-        doc = json.loads(text)
+        doc, end = json.JSONDecoder().raw_decode(text, len(text) - len(text.lstrip()))
     except (ValueError, RecursionError) as exc:
         raise FormatError(p.path, f"json: not valid JSON ({exc})") from None
+    stop = bom + len(text[:end].encode("utf-8", "surrogateescape"))
+    try:
+        raw[:stop].decode("utf-8")
+    except UnicodeDecodeError:
+        raise FormatError(p.path, "json: not UTF-8 text") from None
     art = ModelArtifact(path=p.path, format="json-config", files=[p.path])
+    after = raw[stop:]
+    trailing(art, p.path, raw, stop + len(after) - len(after.lstrip()), what="the JSON document")
     if isinstance(doc, dict):
         record_templates(art, doc.get("chat_template"), p.path)
         art.metadata["json"] = {"keys": sorted(doc)[:64]}

@@ -57,6 +57,8 @@ class ZipArchive:
     oddities: list[Oddity] = field(default_factory=list)
     limits: Limits = field(default_factory=Limits)
     prefix_bytes: int = 0
+    end: int = 0                 # offset just past the end-of-central-directory record
+    comment: bytes = b""         # the archive comment (EOCD)
 
     def names(self) -> list[str]:
         return [m.name for m in self.members]
@@ -218,4 +220,31 @@ def open_zip(path: str, limits: Limits) -> ZipArchive:
     first = min((m.header_offset for m in members), default=0)
     if first:
         oddities.append(Oddity("", "prefix", f"{first} bytes precede the first member"))
-    return ZipArchive(path, members, oddities, limits, prefix_bytes=first)
+    z = ZipArchive(path, members, oddities, limits, prefix_bytes=first)
+    z.end, z.comment = _end_record(mapped)
+    for m in members:      # small stored members are cheap to check whatever reads them later
+        if m.stored and m.size <= SMALL_MEMBER:
+            z._check_crc(m, memoryview(mapped)[m.data_offset:m.data_offset + m.size])
+    return z
+
+
+SMALL_MEMBER = 1 << 20
+_EOCD = struct.Struct("<4sHHHHIIH")
+
+
+def _end_record(mapped: memoryview | bytes) -> tuple[int, bytes]:
+    """Where the end-of-central-directory record ends, and the archive comment. zipfile finds
+    the record by searching backwards; bytes after it (beyond the declared comment) are data
+    the loader never looks at: a place to hide a second file."""
+    total = len(mapped)
+    lo = max(0, total - (1 << 16) - _EOCD.size - (1 << 20))
+    tail = bytes(mapped[lo:])
+    pos = tail.rfind(b"PK\x05\x06")
+    while pos >= 0:
+        if pos + _EOCD.size <= len(tail):
+            *_, clen = _EOCD.unpack_from(tail, pos)
+            end = pos + _EOCD.size + clen
+            if end <= len(tail):
+                return lo + end, tail[pos + _EOCD.size:end]
+        pos = tail.rfind(b"PK\x05\x06", 0, pos)
+    return total, b""

@@ -7,6 +7,7 @@ import re
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 
+from assay.analyses.scan.keras_names import BUILTIN_LAYERS, CODE_CARRIERS
 from assay.analyses.scan.model import Finding
 from assay.analyses.scan.policy import Policy
 from assay.model.artifact import Location, Observation
@@ -148,12 +149,13 @@ def extension_codes(ctx: Context) -> Iterator[Finding]:
 
 @rule("PICKLE008", "pickle", "high", "pickle where none is expected")
 def unexpected_pickle(ctx: Context) -> Iterator[Finding]:
-    for o in ctx.of("trailing.bytes", "archive.member"):
+    for o in ctx.of("trailing.bytes", "archive.member", "archive.comment"):
         if o.data.get("looks_like") != "pickle":
             continue
         if o.kind == "archive.member" and ctx.format in ("pytorch-zip", "torchscript"):
             continue      # the PyTorch reader runs every pickle member through the machine
-        where = "after the end of the data" if o.kind == "trailing.bytes" else f"in member {o.detail}"
+        where = {"trailing.bytes": "after the end of the data", "archive.comment": "in the archive comment"
+                 }.get(o.kind, f"in member {o.detail}")
         yield find("PICKLE008", "high", f"a pickle hides {where}", o.location)
 
 
@@ -188,7 +190,7 @@ def nested_archive(ctx: Context) -> Iterator[Finding]:
 
 @rule("ARCHIVE009", "archive", "high", "polyglot")
 def polyglot(ctx: Context) -> Iterator[Finding]:
-    for o in ctx.of("trailing.bytes"):
+    for o in ctx.of("trailing.bytes", "archive.comment"):
         kind = o.data.get("looks_like")
         if kind in NESTED | {"gguf", "npy", "hdf5", "elf", "pe", "script"}:
             yield find("ARCHIVE009", "high", f"the file is also a {kind}: {o.detail}", o.location)
@@ -237,12 +239,19 @@ def keras_loader_calls(ctx: Context) -> Iterator[Finding]:
         blob = " ".join(str(v) for v in o.data.values())
         module = str(o.data.get("module") or "")
         registered = str(o.data.get("registered_name") or "")
+        cls = str(o.data.get("class_name") or "")
         if "get_file" in blob or "load_model" in blob:
             yield find("KERAS003", "high", f"layer {o.detail} names a function that loads files or URLs",
                        o.location)
         elif (module and not module.startswith(KERAS_MODULES)) or ">" in registered:
             yield find("KERAS002", "high", f"layer {o.detail} needs {module or registered} (code outside "
                        "keras) to load", o.location)
+        elif cls in CODE_CARRIERS:
+            rid, why = CODE_CARRIERS[cls]
+            yield find(rid, "high", f"layer {o.detail} {why}", o.location)
+        elif not module and not registered and cls and cls not in BUILTIN_LAYERS:
+            yield find("KERAS002", "high", f"layer {o.detail} is not a Keras layer class: loading it needs "
+                       "custom code (custom_objects)", o.location)
 
 
 # -- onnx, gguf, safetensors -------------------------------------------------------------------
