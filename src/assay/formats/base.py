@@ -173,6 +173,21 @@ def trailing(art: ModelArtifact, path: str, data: memoryview | bytes, offset: in
     kind = looks_like(bytes(data[offset:offset + 512]))
     art.observe("trailing.bytes", f"{extra} bytes after {what}" + (f" (look like {kind})" if kind else ""),
                 path, member, offset=base + offset, length=extra, looks_like=kind)
+    if kind == "pickle":
+        hidden_pickle(art, data[offset:], path, member, base + offset)
+
+
+def hidden_pickle(art: ModelArtifact, data: memoryview | bytes, path: str, member: str | None,
+                  base: int) -> None:
+    """Run a pickle found where none belongs through the emulated machine, so the scan can say
+    what it would import and call. Its failure is a fact too, not an error of the host file."""
+    from assay.formats.pickle.machine import run_pickle
+    try:
+        result = run_pickle(data, path, member=member, base=base)
+    except AssayError as exc:
+        art.observations.extend(exc.observations)
+        return
+    art.observations.extend(result.observations(path, member))
 
 
 def archive_observations(art: ModelArtifact, z: ZipArchive, *, members: bool = True) -> None:
@@ -190,6 +205,8 @@ def archive_observations(art: ModelArtifact, z: ZipArchive, *, members: bool = T
         art.observe("archive.comment", f"{len(z.comment)}-byte archive comment"
                     + (f" (looks like {kind})" if kind else ""), z.path, offset=z.end - len(z.comment),
                     length=len(z.comment), looks_like=kind)
+        if kind == "pickle":
+            hidden_pickle(art, z.comment, z.path, None, z.end - len(z.comment))
     if z.end:
         trailing(art, z.path, map_file(z.path), z.end, what="the zip's end record")
 
