@@ -13,51 +13,56 @@ from assay.formats.base import Probe, Reader
 from assay.limits import DEFAULT_LIMITS, Limits
 from assay.model.artifact import ModelArtifact
 
-
-def _readers() -> list[Reader]:
-    # Reader modules import their heavy libraries (onnx, h5py, gguf) only inside `read`.
-    from assay.formats import (
-        gguf_format,
-        keras,
-        leela,
-        numpy_format,
-        onnx_format,
-        plain_pickle,
-        pytorch,
-        safetensors,
-        sklearn,
-        templates,
-    )
-
-    table = [safetensors.READER, pytorch.ZIP_READER, numpy_format.NPY_READER,
-             numpy_format.NPZ_READER, pytorch.LEGACY_READER, pytorch.TAR_READER]
-    for mod in (gguf_format, keras, onnx_format, leela, sklearn, plain_pickle, templates):
-        table.extend(mod.READERS)
-    return sorted(table, key=lambda r: ORDER.index(r.name))
-
-
-# The order in which readers are asked. Specific magic bytes first, generic containers last.
-ORDER = [
-    "safetensors", "gguf", "numpy-npy", "hdf5-keras", "pytorch-zip", "keras", "numpy-npz",
-    "pytorch-legacy", "pytorch-tar", "lc0", "leela-zero", "joblib", "onnx", "pickle",
-    "json-config", "jinja-template",
+# The order in which readers are asked: specific magic bytes first, generic containers last.
+# Each entry names its module; a module is imported only when its reader is asked, so reading
+# a safetensors file never imports the ONNX, HDF5 or GGUF readers.
+TABLE: list[tuple[str, str]] = [
+    ("safetensors", "safetensors"), ("gguf", "gguf_format"), ("numpy-npy", "numpy_format"),
+    ("hdf5-keras", "keras"), ("pytorch-zip", "pytorch"), ("keras", "keras"),
+    ("numpy-npz", "numpy_format"), ("pytorch-legacy", "pytorch"), ("pytorch-tar", "pytorch"),
+    ("lc0", "leela"), ("leela-zero", "leela"), ("joblib", "sklearn"), ("onnx", "onnx_format"),
+    ("pickle", "plain_pickle"), ("json-config", "templates"), ("jinja-template", "templates"),
 ]
+ORDER = [name for name, _ in TABLE]
 
-_TABLE: list[Reader] | None = None
+_LOADED: dict[str, Reader] = {}
+
+
+def _module_readers(module: str) -> list[Reader]:
+    import importlib
+
+    mod = importlib.import_module(f"assay.formats.{module}")
+    found: list[Reader] = []
+    for value in vars(mod).values():
+        if isinstance(value, Reader):
+            found.append(value)
+        elif isinstance(value, list) and value and all(isinstance(v, Reader) for v in value):
+            found.extend(value)
+    return found
+
+
+def reader(name: str) -> Reader:
+    """The reader called `name`, importing its module on first use."""
+    if name not in _LOADED:
+        module = dict(TABLE)[name]
+        for r in _module_readers(module):
+            _LOADED.setdefault(r.name, r)
+        if name not in _LOADED:
+            raise LookupError(f"module assay.formats.{module} has no reader {name!r}")
+    return _LOADED[name]
 
 
 def readers() -> list[Reader]:
-    global _TABLE
-    if _TABLE is None:
-        _TABLE = _readers()
-    return _TABLE
+    """Every reader, in the order they are asked."""
+    return [reader(name) for name in ORDER]
 
 
 def detect(path: str, limits: Limits = DEFAULT_LIMITS) -> tuple[Reader, Probe]:
     probe = Probe.of(path, limits)
     if probe.size == 0:
         raise UnknownFormatError(path, "file is empty")
-    for r in readers():
+    for name in ORDER:
+        r = reader(name)
         if r.sniff(probe):
             return r, probe
     if probe.zip_error is not None:
@@ -88,4 +93,4 @@ def read_path(path: str, limits: Limits = DEFAULT_LIMITS) -> ModelArtifact:
         raise FormatError(path, "structure too large for memory") from None
 
 
-__all__ = ["ORDER", "Probe", "Reader", "detect", "read_file", "read_path", "readers"]
+__all__ = ["ORDER", "TABLE", "Probe", "Reader", "detect", "read_file", "read_path", "reader", "readers"]

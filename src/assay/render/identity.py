@@ -2,16 +2,16 @@
 
 from __future__ import annotations
 
-from typing import Any
-
-from rich.console import Group
-from rich.table import Table
-from rich.text import Text
+from typing import TYPE_CHECKING, Any
 
 from assay.analyses.identity import Identity, Verification
 
 SCHEMA = "assay.id/1"
 VERIFY_SCHEMA = "assay.verify/1"
+
+if TYPE_CHECKING:      # rich is imported only for text output: JSON output starts faster
+    from rich.console import Group
+    from rich.text import Text
 
 
 def to_json(path: str, ident: Identity, tensors: bool) -> dict[str, Any]:
@@ -25,6 +25,10 @@ def to_json(path: str, ident: Identity, tensors: bool) -> dict[str, Any]:
 
 
 def to_text(path: str, ident: Identity, tensors: bool) -> Group:
+    from rich.console import Group
+    from rich.table import Table
+    from rich.text import Text
+
     head = Text()
     head.append(f"{path}\n", style="bold")
     head.append(f"content  {ident.content}\n")
@@ -48,6 +52,8 @@ def verification_json(path: str, manifest: str, v: Verification) -> dict[str, An
 
 
 def verification_text(path: str, v: Verification) -> Text:
+    from rich.text import Text
+
     words = {"identical": "verified: identical tensors and names",
              "same-content": "verified: same tensor contents (names or layout differ)",
              "different": "MISMATCH: the weights differ from the manifest"}
