@@ -129,3 +129,14 @@ def test_legacy_keras_layer_classes(tmp_path: Path) -> None:
     saved = tmp_path / "saved.h5"
     _legacy_h5(saved, [*known, {"class_name": "TFSMLayer", "config": {"name": "t", "filepath": "/x"}}])
     assert "KERAS003" in rules_of(saved)
+
+
+def test_thousands_of_member_oddities_are_listed_once_per_rule(tmp_path: Path) -> None:
+    bad = tmp_path / "many.zip"
+    with zipfile.ZipFile(bad, "w") as z:
+        for i in range(60):
+            z.writestr("../escape/%d" % i, b"x")
+    res = scan_file(str(bad))
+    traversal = [f for f in res.findings if f.rule == "ARCHIVE001"]
+    assert len(traversal) == 21
+    assert traversal[-1].message.startswith("40 more findings of ARCHIVE001") and traversal[-1].count == 40

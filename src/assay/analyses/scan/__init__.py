@@ -10,7 +10,7 @@ from assay.analyses.scan import rules
 from assay.analyses.scan.model import FileScan, Finding, ScanReport, severity_rank
 from assay.analyses.scan.policy import Policy, default_policy
 from assay.analyses.scan.rules import CATALOG, Context
-from assay.model.artifact import Observation
+from assay.model.artifact import Location, Observation
 
 __all__ = ["CATALOG", "FileScan", "Finding", "Policy", "ScanReport", "default_policy", "judge"]
 
@@ -40,5 +40,29 @@ def _fold(findings: list[Finding]) -> list[Finding]:
             seen[key] = Finding(old.rule, old.severity, old.message, old.location, old.count + 1)
         else:
             seen[key] = f
-    return sorted(seen.values(), key=lambda f: (severity_rank(f.severity), f.rule,
-                                                 f.location.member or "", f.location.offset or 0))
+    out = sorted(seen.values(), key=lambda f: (severity_rank(f.severity), f.rule,
+                                                f.location.member or "", f.location.offset or 0))
+    return _cap(out)
+
+
+MAX_PER_RULE = 20      # findings listed per rule and file; the rest are counted in one more
+
+
+def _cap(findings: list[Finding]) -> list[Finding]:
+    """An archive of 4,000 crafted members is one problem, not 4,000 lines: list the first
+    MAX_PER_RULE findings of each rule in a file and count the rest in a final one."""
+    kept: list[Finding] = []
+    extra: dict[str, list[Finding]] = {}
+    listed: dict[str, int] = {}
+    for f in findings:
+        if listed.get(f.rule, 0) < MAX_PER_RULE:
+            listed[f.rule] = listed.get(f.rule, 0) + 1
+            kept.append(f)
+        else:
+            extra.setdefault(f.rule, []).append(f)
+    for rule_id, rest in extra.items():
+        first = rest[0]
+        kept.append(Finding(rule_id, first.severity, f"{sum(f.count for f in rest)} more findings of "
+                            f"{rule_id} in this file, not listed", Location(first.location.file),
+                            sum(f.count for f in rest)))
+    return kept
