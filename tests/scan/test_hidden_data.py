@@ -135,7 +135,7 @@ def test_thousands_of_member_oddities_are_listed_once_per_rule(tmp_path: Path) -
     bad = tmp_path / "many.zip"
     with zipfile.ZipFile(bad, "w") as z:
         for i in range(60):
-            z.writestr("../escape/%d" % i, b"x")
+            z.writestr(f"../escape/{i}", b"x")
     res = scan_file(str(bad))
     traversal = [f for f in res.findings if f.rule == "ARCHIVE001"]
     assert len(traversal) == 21

@@ -90,11 +90,16 @@ def dtype(name: str) -> DType:
 
 
 @cache
-def _by_numpy() -> dict[object, DType]:
-    return {d.numpy: d for d in _ELEMENT}
+def _by_numpy(with_ml: bool) -> dict[object, DType]:
+    return {d.numpy: d for d in _ELEMENT
+            if with_ml or not (d.np_code or "").startswith("ml:")}
 
 
 def from_numpy(dt: np.dtype) -> DType | None:
-    """The canonical dtype of a NumPy dtype of either byte order, or None if it has none."""
+    """The canonical dtype of a NumPy dtype of either byte order, or None if it has none.
+
+    ml_dtypes (bfloat16, float8) is imported only if it already is: an array of one of its
+    types cannot exist otherwise, and importing it costs a second on a loaded machine."""
+    import sys
     key = dt.newbyteorder("<") if dt.itemsize > 1 else dt
-    return _by_numpy().get(key)
+    return _by_numpy("ml_dtypes" in sys.modules).get(key)

@@ -26,12 +26,18 @@ def to_json(r: DiffResult, only_changed: bool = False) -> dict[str, Any]:
             "details": r.details, "changes": [one(c) for c in _visible(r.changes, only_changed)]}
 
 
+def _esc(text: str | None) -> str:
+    """Names come from files: never let them be read as rich markup."""
+    from rich.markup import escape
+    return escape(text or "")
+
+
 def describe(c: TensorChange) -> str:
     if c.status == "added":
-        return f"[green]+ {c.b}[/] {c.dtype_b} {_shape(c.shape_b)}"
+        return f"[green]+ {_esc(c.b)}[/] {c.dtype_b} {_shape(c.shape_b)}"
     if c.status == "removed":
-        return f"[red]- {c.a}[/] {c.dtype_a} {_shape(c.shape_a)}"
-    name = c.b if c.a == c.b else f"{c.a} -> {c.b}"
+        return f"[red]- {_esc(c.a)}[/] {c.dtype_a} {_shape(c.shape_a)}"
+    name = _esc(c.b) if c.a == c.b else f"{_esc(c.a)} -> {_esc(c.b)}"
     parts = [c.kind]
     if c.dtype_a != c.dtype_b:
         parts.append(f"{c.dtype_a} -> {c.dtype_b}")
@@ -54,7 +60,7 @@ def _shape(shape: tuple[int, ...] | None) -> str:
 
 
 def to_tree(r: DiffResult, max_depth: int = 1, only_changed: bool = False) -> Tree:
-    root = Tree(f"[bold]{r.a}[/] -> [bold]{r.b}[/]: [bold]{r.relation}[/] ({r.summary})")
+    root = Tree(f"[bold]{_esc(r.a)}[/] -> [bold]{_esc(r.b)}[/]: [bold]{r.relation}[/] ({_esc(r.summary)})")
     nodes: dict[tuple[str, ...], Tree] = {(): root}
     counts: dict[tuple[str, ...], list[int]] = {}
     items = _visible(r.changes, only_changed)
@@ -74,7 +80,7 @@ def to_tree(r: DiffResult, max_depth: int = 1, only_changed: bool = False) -> Tr
             key = segs[:i]
             if key not in nodes:
                 total, changed = counts[key]
-                label = f"{'.'.join(key)} [dim]({changed} of {total} renamed or changed)[/]"
+                label = f"{_esc('.'.join(key))} [dim]({changed} of {total} renamed or changed)[/]"
                 nodes[key] = nodes[key[:-1]].add(label)
             parent = nodes[key]
         parent.add(describe(c))

@@ -40,7 +40,7 @@ def to_text(path: str, ident: Identity, tensors: bool) -> Group:
         for col in ("name", "dtype", "shape", "digest"):
             t.add_column(col)
         for d in ident.tensors:
-            t.add_row(d.name, d.dtype, "x".join(map(str, d.shape)) or "scalar", d.text)
+            t.add_row(Text(d.name), d.dtype, "x".join(map(str, d.shape)) or "scalar", d.text)
         parts.append(t)
     return Group(*parts)
 

@@ -66,8 +66,9 @@ def _tensor_table(title: str, rows: tuple[TensorInfo, ...]) -> Table:
     for col, just in (("name", "left"), ("dtype", "left"), ("shape", "left"),
                       ("parameters", "right"), ("bytes", "right")):
         t.add_column(col, justify=just)  # type: ignore[arg-type]
+    from rich.text import Text
     for r in rows:
-        t.add_row(r.name, r.dtype, "x".join(map(str, r.shape)) or "scalar", human(r.parameters),
+        t.add_row(Text(r.name), r.dtype, "x".join(map(str, r.shape)) or "scalar", human(r.parameters),
                   human_bytes(r.bytes))
     return t
 
@@ -90,7 +91,7 @@ def to_text(s: Summary) -> Group:
         for col in ("dtype", "tensors", "parameters", "bytes"):
             dt.add_column(col, justify="left" if col == "dtype" else "right")
         for k, v in s.dtypes.items():
-            dt.add_row(k, str(v.tensors), human(v.parameters), human_bytes(v.bytes))
+            dt.add_row(Text(k), str(v.tensors), human(v.parameters), human_bytes(v.bytes))
         parts.append(dt)
     if s.largest:
         parts.append(_tensor_table("largest tensors", s.largest))

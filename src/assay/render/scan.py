@@ -46,13 +46,13 @@ def to_text(r: ScanReport, show_clean: bool = False) -> Group:
                 if f.location.offset is not None:
                     where += f"@{f.location.offset}"
                 msg = f.message + (f" [{where}]" if where else "") + (f" (x{f.count})" if f.count > 1 else "")
-                t.add_row(s.path if i == 0 else "", "findings" if i == 0 else "", f.rule,
-                          Text(f.severity, style=STYLE.get(f.severity, "")), msg)
+                t.add_row(Text(s.path if i == 0 else ""), "findings" if i == 0 else "", f.rule,
+                          Text(f.severity, style=STYLE.get(f.severity, "")), Text(msg))
         if s.error or s.rule_errors:
-            t.add_row(s.path if not s.findings else "", "error", "", "",
-                      "; ".join(filter(None, [s.error, *s.rule_errors])))
+            t.add_row(Text(s.path if not s.findings else ""), "error", "", "",
+                      Text("; ".join(filter(None, [s.error, *s.rule_errors]))))
         if s.status in ("clean", "skipped"):
-            t.add_row(s.path, s.status, "", "", s.skipped or "")
+            t.add_row(Text(s.path), s.status, "", "", Text(s.skipped or ""))
     tot = r.totals
     clean = tot.get("files", 0) - sum(1 for s in r.files if s.status != "clean")
     summary = Text(f"{tot.get('files', 0)} files: {sum(1 for s in r.files if s.findings)} with findings "
