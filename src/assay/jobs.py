@@ -39,8 +39,12 @@ def _limit_memory(nbytes: int | None) -> None:
         pass
 
 
+ISOLATED = "ASSAY_ISOLATED"     # set in workers: a crash here is caught by the parent
+
+
 def _worker(fn: Callable[[Any], Any], conn: Any, budget: Budget) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    os.environ[ISOLATED] = "1"
     _limit_memory(budget.memory_bytes)
     while True:
         try:
@@ -126,7 +130,8 @@ def run(fn: Callable[[Any], Any], args: list[Any], *, workers: int | None = None
                     task = slot.task
                     retire(slot)
                     reason = (f"took longer than {budget.seconds:g} s" if over else
-                              f"worker died ({_death(slot.proc.exitcode)})")
+                              f"crashed the process reading it ({_death(slot.proc.exitcode)}); "
+                              "refusing it")
                     done += 1
                     yield task, Failed(reason)
                     if pending:

@@ -127,8 +127,8 @@ def crash_guard(path: str, library: str, fn: Callable[[], object]) -> None:
     import os
     import signal
 
-    if not hasattr(os, "fork"):
-        return
+    if not hasattr(os, "fork") or os.environ.get("ASSAY_ISOLATED") == "1":
+        return      # no fork, or already in a disposable worker whose crash the parent reports
     pid = os.fork()
     if pid == 0:  # child: never returns into the caller's stack
         code = 0
@@ -194,10 +194,14 @@ def archive_observations(art: ModelArtifact, z: ZipArchive, *, members: bool = T
     """Record the archive's members (with what each starts with) and its oddities. Call after
     the reader has read what it parses, so CRC checks made on the way are included."""
     if members:
+        kinds: dict[tuple[int, int, int], str | None] = {}   # members sharing data (a bomb) read once
         for m in z.members:
+            key = (m.data_offset, m.compressed_size, m.compress_type)
+            if key not in kinds:
+                kinds[key] = looks_like(z.head(m, 512))
             art.observe("archive.member", m.name, z.path, member=m.name, offset=m.header_offset,
                         size=m.size, compressed_size=m.compressed_size, method=m.compress_type,
-                        looks_like=looks_like(z.head(m, 512)))
+                        looks_like=kinds[key])
     for o in z.oddities:
         art.observe("archive.oddity", o.text, z.path, member=o.member or None, code=o.code)
     if z.comment:
