@@ -1,0 +1,1 @@
+from tests.audit.conftest import minilm  # noqa: F401  (shared fixture)
