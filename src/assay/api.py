@@ -18,9 +18,19 @@ from assay.limits import DEFAULT_LIMITS, Limits
 from assay.model.artifact import ModelArtifact
 
 if TYPE_CHECKING:
+    from assay.analyses.audit import AssociationTest, AuditReport, Comparison, Embedder
+    from assay.analyses.audit import Settings as AuditSettings
+    from assay.analyses.audit.fairness import FairnessReport
     from assay.analyses.diff import DiffResult
     from assay.analyses.identity import Identity, Manifest, Verification
+    from assay.analyses.lineage.forest import Forest
+    from assay.analyses.lineage.types import Fingerprint, Verdict
     from assay.analyses.scan import FileScan, Policy, ScanReport
+    from assay.catalog import Added, Catalog, Entry, FindResult
+    from assay.errors import AssayError
+    from assay.recipes.challenge import ChallengeResult
+    from assay.recipes.record import BuildRecord
+    from assay.recipes.schema import LoadedRecipe
 
 # Analyses that need NumPy or BLAKE3 are imported by the functions that use them, so that
 # reading a header (`inspect`) starts fast.
@@ -184,3 +194,297 @@ def load_policy(path: str) -> Policy:
         return parse(text, path)
     except PolicyError as exc:
         raise UsageError(path, f"bad policy: {exc}") from None
+
+
+# -- lineage: forests of many models -------------------------------------------------------------
+def lineage_inputs(paths: list[str], limits: Limits = DEFAULT_LIMITS) -> list[str]:
+    """The models that `paths` name, in order, without repeats. A file is one model. A folder
+    with `config.json` or a shard index, or with exactly one weight file at its top level, is one
+    model; any other folder is a folder of models: each weight file at its top level and each
+    non-hidden subfolder, looked at the same way (recognised by content, whatever the name)."""
+    import os
+
+    from assay.errors import AssayError
+    from assay.formats import detect
+    from assay.formats.folder import NOT_WEIGHTS
+
+    def weight_files(folder: str, names: list[str]) -> list[str]:
+        out = []
+        for f in names:
+            full = os.path.join(folder, f)
+            if os.path.isfile(full):
+                try:
+                    if detect(full, limits)[0].name not in NOT_WEIGHTS:
+                        out.append(full)
+                except (AssayError, OSError):
+                    continue
+        return out
+
+    out: list[str] = []
+
+    def add(p: str, depth: int) -> None:
+        if not os.path.exists(p):
+            raise UsageError(p, "no such file or folder")
+        if os.path.isdir(p):
+            names = sorted(n for n in os.listdir(p) if not n.startswith("."))
+            if len(names) > limits.max_folder_files:
+                raise UsageError(p, f"folder holds more than {limits.max_folder_files} entries")
+            marked = any(n == "config.json" or n.endswith(".index.json") for n in names)
+            files = [] if marked else weight_files(p, names)
+            if not marked and len(files) != 1:
+                if depth >= 3:
+                    raise UsageError(p, "folders of models nest deeper than 3 levels")
+                inner = [os.path.join(p, n) for n in names
+                         if os.path.join(p, n) in files or os.path.isdir(os.path.join(p, n))]
+                if not inner:
+                    raise UsageError(p, "folder holds no model weight file and no model folders")
+                for x in inner:
+                    add(x, depth + 1)
+                return
+        norm = os.path.normpath(p)
+        if norm not in {os.path.normpath(q) for q in out}:
+            out.append(p)
+
+    for p in paths:
+        add(str(p), 0)
+    return out
+
+
+def lineage_forest(paths: list[str], *, min_confidence: float = 0.0, limits: Limits = DEFAULT_LIMITS,
+                   progress: Callable[[str, int, int], None] | None = None) -> Forest:
+    """Which of the models at `paths` (files, model folders, folders of models) derives from
+    which: the most likely parent(s) of each, from the weights alone (see docs/lineage.md).
+    `progress(stage, done, total)` is called as models are fingerprinted and pairs judged."""
+    from functools import partial
+
+    from assay.analyses.lineage.fingerprint import lsh_keys
+    from assay.analyses.lineage.forest import infer_forest
+    models = lineage_inputs(paths, limits)
+    if len(models) < 2:
+        raise UsageError(paths[0] if paths else None, "a lineage forest needs at least two models")
+    fps = []
+    for i, p in enumerate(models, 1):
+        fps.append(fingerprint_path(p, limits=limits))
+        if progress:
+            progress("fingerprinting", i, len(models))
+    return infer_forest(fps, keys=lsh_keys, min_confidence=min_confidence,
+                        progress=partial(progress, "comparing") if progress else None)
+
+
+# -- catalog: lineage of many models in one database --------------------------------------------
+def open_catalog(catalog: str | None = None) -> Catalog:
+    """The catalog at a path or database URL, created or upgraded as needed (default:
+    `$ASSAY_CATALOG`, else `$XDG_DATA_HOME/assay/catalog.sqlite`). Close it when done."""
+    from assay.catalog import Catalog
+    return Catalog.open(catalog)
+
+
+def catalog_add(paths: list[str], *, catalog: str | None = None, label: str | None = None,
+                limits: Limits = DEFAULT_LIMITS,
+                progress: Callable[[int, int], None] | None = None,
+                on_error: Callable[[AssayError], None] | None = None) -> list[Added]:
+    """Fingerprint the models at `paths` (files, model folders, folders of models) and add them,
+    each in its own transaction; a content identity already catalogued is not added again.
+    Labels are absolute paths unless `label` names the one model added. A model that cannot be
+    read raises, or with `on_error` is handed to it and skipped."""
+    import os
+
+    from assay.catalog import CatalogError
+    from assay.errors import AssayError
+    models = lineage_inputs(paths, limits)
+    if label is not None and len(models) != 1:
+        raise UsageError(paths[0] if paths else None, "a label names exactly one model")
+    out = []
+    with open_catalog(catalog) as cat:
+        for i, p in enumerate(models, 1):
+            try:
+                out.append(cat.add(fingerprint_path(p, label or os.path.abspath(p), limits=limits)))
+            except CatalogError:
+                raise                      # the catalog itself failed: nothing more can be added
+            except AssayError as exc:
+                if on_error is None:
+                    raise
+                on_error(exc)
+            if progress:
+                progress(i, len(models))
+    return out
+
+
+def catalog_find(path: str, *, catalog: str | None = None, limit: int = 10,
+                 limits: Limits = DEFAULT_LIMITS) -> FindResult:
+    """The nearest catalogued relatives of the model at `path`, strongest first."""
+    with open_catalog(catalog) as cat:
+        return cat.find(fingerprint_path(path, limits=limits), limit=limit)
+
+
+def catalog_list(*, catalog: str | None = None) -> list[Entry]:
+    with open_catalog(catalog) as cat:
+        return cat.entries()
+
+
+def catalog_graph(*, catalog: str | None = None) -> Forest:
+    """The catalog's lineage forest, from the relations found when its models were added."""
+    from assay.catalog.graph import forest
+    with open_catalog(catalog) as cat:
+        return forest(cat.entries(), cat.links())
+
+
+# -- lineage: fingerprints and the pairwise relation ----------------------------------------------
+def fingerprint_path(path: str, label: str | None = None, *, limits: Limits = DEFAULT_LIMITS) -> Fingerprint:
+    """The lineage fingerprint of the weights at `path` (digests, statistics and value sketches
+    of every tensor; see `assay.analyses.lineage.fingerprint`). `label` defaults to `path`."""
+    from assay.analyses.lineage.fingerprint import fingerprint
+    art = open_model(path, limits)
+    try:
+        return fingerprint(art, label if label is not None else str(path))
+    except OSError as exc:
+        raise FormatError(path, f"read failed while fingerprinting: {exc}") from None
+
+
+def lineage_pair(a: str, b: str, *, limits: Limits = DEFAULT_LIMITS) -> Verdict:
+    """How the weights at `b` relate to those at `a` (same, converted, cast, quantized, pruned,
+    finetuned, adapter, extended, truncated, partial or unrelated), with evidence, a
+    confidence and the direction where the weights show one; declared metadata beside it."""
+    from assay.analyses.lineage.relation import relate
+    return relate(fingerprint_path(a, limits=limits), fingerprint_path(b, limits=limits))
+
+
+# -- audit: association tests and outcome fairness ----------------------------------------------
+def open_embedder(path: str, *, limits: Limits = DEFAULT_LIMITS) -> Embedder:
+    """A model as an embedding function: a sentence-encoder folder (built in code from its config
+    and filled with the tensors assay read, or its ONNX export run with onnxruntime), or static
+    word vectors (word2vec, GloVe, gensim)."""
+    import os
+
+    from assay.analyses.audit import Embedder
+    art = open_model(path, limits)
+    name = os.path.basename(os.path.normpath(str(path)))
+    if os.path.isdir(path) and os.path.isfile(os.path.join(path, "config.json")):
+        from assay.runtime import encoder
+        if art.format == "folder:onnx":     # an ONNX export: run with onnxruntime
+            return Embedder(name, "sentences", encoder.build_onnx(str(path)).encode)
+        return Embedder(name, "sentences", encoder.build(art, str(path)).encode)
+    from assay.runtime.vectors import WordVectors
+    vec = WordVectors.from_artifact(art)
+    return Embedder(name, "words", vec.embed)
+
+
+def load_tests(path: str | None = None, ids: list[str] | None = None) -> tuple[AssociationTest, ...]:
+    """Association tests: the bundled WEAT tests, or those of a TOML file; `ids` selects some."""
+    from assay.analyses.audit import parse_tests, select, weat_tests
+    if path is None:
+        return select(weat_tests(), ids)
+    try:
+        with open(path, "rb") as fh:
+            text = fh.read(16 << 20).decode("utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise UsageError(path, f"cannot read tests: {exc}") from None
+    return select(parse_tests(text, path), ids)
+
+
+def audit(path: str, *, tests: tuple[AssociationTest, ...] | None = None,
+          settings: AuditSettings | None = None, limits: Limits = DEFAULT_LIMITS) -> AuditReport:
+    """WEAT (word vectors) or SEAT (sentence encoders) association tests on one model."""
+    from assay.analyses.audit import Settings, weat_tests
+    from assay.analyses.audit import audit as run_audit
+    return run_audit(tests or weat_tests(), open_embedder(path, limits=limits), settings or Settings())
+
+
+def audit_against(path: str, base: str, *, tests: tuple[AssociationTest, ...] | None = None,
+                  settings: AuditSettings | None = None, threshold: float = 0.5, alpha: float = 0.01,
+                  limits: Limits = DEFAULT_LIMITS) -> Comparison:
+    """The same tests on a model and on the model it derives from: shifts and neutral drift."""
+    from assay.analyses.audit import Settings, compare, weat_tests
+    m, b = open_embedder(path, limits=limits), open_embedder(base, limits=limits)
+    if m.kind != b.kind:
+        raise UsageError(base, f"cannot compare a {m.kind} model with a {b.kind} model")
+    return compare(tests or weat_tests(), m, b, settings=settings or Settings(), threshold=threshold,
+                   alpha=alpha)
+
+
+# -- recipes: rebuild weights from their source, challenge a published file ---------------------
+def load_recipe(path: str) -> LoadedRecipe:
+    """Read and validate a recipe TOML (see docs/recipes.md); raises `RecipeError`."""
+    from assay.recipes import schema
+    return schema.load(str(path))
+
+
+def rebuild(recipe: str, out_dir: str | None = None, *, threads: int | None = None, force: bool = False,
+            log: Callable[[str], None] | None = None, limits: Limits = DEFAULT_LIMITS) -> BuildRecord:
+    """Check the recipe's pinned inputs, train in a separate process, write the outputs and the
+    build record (`build.json`, `assay.build/1`) to `out_dir` (default `./build/<recipe name>`)."""
+    import os
+
+    from assay.recipes import runner
+    loaded = load_recipe(recipe)
+    out = out_dir if out_dir is not None else os.path.join("build", loaded.recipe.name)
+    return runner.rebuild(loaded, out, lambda p: open_model(p, limits), threads=threads, force=force,
+                          log=log)
+
+
+def read_build_record(path: str) -> BuildRecord:
+    """A build record written by `rebuild` (`build.json`)."""
+    from assay.recipes import record
+    return record.read(str(path))
+
+
+def challenge(recipe: str, published: str, *, record: str | None = None, out_dir: str | None = None,
+              noise_threads: int | None = None, noise_record: str | None = None, probe: bool = True,
+              output: str | None = None, log: Callable[[str], None] | None = None,
+              limits: Limits = DEFAULT_LIMITS) -> ChallengeResult:
+    """Was `published` (weights, or another build's `build.json`) built from `recipe`? Rebuilds
+    (or reuses the build `record`) and gives the strongest verdict that holds: byte-identical,
+    identical tensors, close within the noise band (declared, read from `noise_record`, or measured
+    by a rebuild with `noise_threads`; 0 for none), equivalent on the probe set, or differs."""
+    from assay.recipes import challenge as challenge_mod
+    loaded = load_recipe(recipe)
+    return challenge_mod.challenge(loaded, str(published), lambda p: open_model(p, limits),
+                                   record_path=record, out_dir=out_dir, noise_threads=noise_threads,
+                                   noise_record=noise_record, probe=probe, output=output, log=log)
+
+
+def audit_fairness(data: str, label: str, sensitive: str, *, model: str | None = None,
+                   prediction: str | None = None, features: list[str] | None = None,
+                   positive: str = "1", limits: Limits = DEFAULT_LIMITS) -> FairnessReport:
+    """fairlearn's metrics on a labelled CSV with a sensitive column, for predictions given as a
+    column or made by a classifier: ONNX (onnxruntime, standard operators only) or scikit-learn
+    linear / tree models evaluated from their fitted arrays (never unpickled)."""
+    import csv
+    import os
+
+    import numpy as np
+
+    from assay.analyses.audit.fairness import fairness
+    if (model is None) == (prediction is None):
+        raise UsageError(data, "give either a model or a prediction column")
+    if os.path.getsize(data) > 256 << 20:
+        raise UsageError(data, "CSV larger than 256 MiB")
+    with open(data, encoding="utf-8", newline="") as fh:
+        rows = list(csv.DictReader(fh))
+    cols = list(rows[0]) if rows else []
+    for c in (label, sensitive, *([prediction] if prediction else []), *(features or [])):
+        if c not in cols:
+            raise UsageError(data, f"no column {c!r} (columns: {', '.join(cols)})")
+    y_true = [r[label] for r in rows]
+    groups = [r[sensitive] for r in rows]
+    if prediction is not None:
+        return fairness(y_true, [r[prediction] for r in rows], groups, positive=positive,
+                        predictions=f"column {prediction}")
+    assert model is not None
+    feats = features or [c for c in cols if c not in (label, sensitive)]
+    try:
+        x = np.array([[float(r[c]) for c in feats] for r in rows], dtype=np.float64)
+    except ValueError as exc:
+        raise UsageError(data, f"feature columns must be numbers ({exc})") from None
+    from assay.formats import detect
+    if detect(model, limits)[0].name == "onnx":
+        from assay.runtime.onnx_model import OnnxClassifier
+        pred = OnnxClassifier(model).predict(x)
+        source = f"ONNX model {os.path.basename(model)}"
+    else:
+        from assay.runtime.sklearn_models import from_artifact
+        art = open_model(model, limits)
+        clf = from_artifact(art)
+        pred = clf.predict(x)
+        source = f"{clf.cls} from arrays ({os.path.basename(model)})"
+    return fairness(y_true, [str(p) for p in pred], groups, positive=positive, predictions=source)

@@ -180,6 +180,21 @@ def scan_(
     raise typer.Exit(EXIT_ERROR if report.errors and fail_on_error else EXIT_OK)
 
 
+from assay.cli import lineage as _lineage_cli  # noqa: E402  (a command in its own module)
+
+app.command("lineage")(_lineage_cli.lineage)
+from assay.cli.catalog import app as _catalog_app  # noqa: E402
+
+app.add_typer(_catalog_app, name="catalog")
+from assay.cli.audit import audit as _audit_cmd  # noqa: E402
+
+app.command("audit")(_audit_cmd)
+from assay.cli import recipes as _recipes_cli  # noqa: E402
+
+app.command("rebuild")(_recipes_cli.rebuild)
+app.command("challenge")(_recipes_cli.challenge)
+
+
 @app.callback()
 def _root() -> None:
     """assay: pretrained model weights, treated like binaries."""

@@ -21,7 +21,9 @@ TABLE: list[tuple[str, str]] = [
     ("hdf5-keras", "keras"), ("pytorch-zip", "pytorch"), ("keras", "keras"),
     ("numpy-npz", "numpy_format"), ("pytorch-legacy", "pytorch"), ("pytorch-tar", "pytorch"),
     ("lc0", "leela"), ("leela-zero", "leela"), ("joblib", "sklearn"), ("onnx", "onnx_format"),
-    ("pickle", "plain_pickle"), ("zip", "plain_zip"), ("json-config", "templates"), ("jinja-template", "templates"),
+    ("gensim-keyedvectors", "wordvec"), ("word2vec-binary", "wordvec"), ("word-vectors-text", "wordvec"),
+    ("pickle", "plain_pickle"), ("zip", "plain_zip"), ("json-config", "templates"),
+    ("jinja-template", "templates"),
 ]
 ORDER = [name for name, _ in TABLE]
 
