@@ -159,6 +159,9 @@ def scan(paths: list[str], *, policy: Policy | None = None, workers: int | None 
 
     pol = policy or default_policy()
     items = expand_paths(paths, limits)
+    if len(items) > 1:
+        from assay.formats import preload
+        preload([p for p, _ in items])
     results: list[FileScan | None] = [None] * len(items)
     work = partial(scan_file, policy=pol, limits=limits)
     budget = jobs.Budget(seconds=seconds_per_file)

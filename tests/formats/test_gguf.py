@@ -388,3 +388,13 @@ def test_open_cost_independent_of_size(tmp_path: Path) -> None:
     assert time.perf_counter() - start < 2.0
     assert art.tensor("huge").nbytes == 1 << 34 and arr.shape == (1 << 16, 1 << 16)
     assert float(arr[12345, 54321]) == 0.0
+
+
+def test_ggml_type_table_matches_the_gguf_package() -> None:
+    from gguf.constants import GGML_QUANT_SIZES, GGMLQuantizationType
+
+    from assay.formats.gguf_format import GGML_TYPES
+
+    theirs = {int(qt): (qt.name, *GGML_QUANT_SIZES[qt]) for qt in GGMLQuantizationType
+              if qt in GGML_QUANT_SIZES}
+    assert GGML_TYPES == theirs

@@ -60,26 +60,35 @@ VALUE_TYPES: dict[int, tuple[str, str | None]] = {
 STRING, ARRAY, UINT32, BOOL = 8, 9, 4, 7
 
 
+# The ggml type table of the GGUF format: code -> (name, values per block, bytes per block).
+# Facts of the format (llama.cpp's ggml.h / the `gguf` package's GGML_QUANT_SIZES, which a test
+# compares with this table); kept here so that reading a header never imports the gguf package,
+# which is only needed to dequantize blocks.
+GGML_TYPES: dict[int, tuple[str, int, int]] = {
+    0: ("F32", 1, 4), 1: ("F16", 1, 2), 2: ("Q4_0", 32, 18), 3: ("Q4_1", 32, 20),
+    6: ("Q5_0", 32, 22), 7: ("Q5_1", 32, 24), 8: ("Q8_0", 32, 34), 9: ("Q8_1", 32, 40),
+    10: ("Q2_K", 256, 84), 11: ("Q3_K", 256, 110), 12: ("Q4_K", 256, 144), 13: ("Q5_K", 256, 176),
+    14: ("Q6_K", 256, 210), 15: ("Q8_K", 256, 292), 16: ("IQ2_XXS", 256, 66), 17: ("IQ2_XS", 256, 74),
+    18: ("IQ3_XXS", 256, 98), 19: ("IQ1_S", 256, 50), 20: ("IQ4_NL", 32, 18), 21: ("IQ3_S", 256, 110),
+    22: ("IQ2_S", 256, 82), 23: ("IQ4_XS", 256, 136), 24: ("I8", 1, 1), 25: ("I16", 1, 2),
+    26: ("I32", 1, 4), 27: ("I64", 1, 8), 28: ("F64", 1, 8), 29: ("IQ1_M", 256, 56),
+    30: ("BF16", 1, 2), 34: ("TQ1_0", 256, 54), 35: ("TQ2_0", 256, 66), 39: ("MXFP4", 32, 17),
+    40: ("NVFP4", 64, 36), 41: ("Q1_0", 128, 18),
+}
+
+
 @cache
 def ggml_types() -> dict[int, tuple[str, DType]]:
-    """ggml type code -> (ggml name, canonical dtype), from the gguf package's block table.
-
-    Imported on first use, so that recognising other formats never pays for the gguf package;
-    block types are registered with their decoder at the same time."""
-    from gguf.constants import GGML_QUANT_SIZES, GGMLQuantizationType
-
+    """ggml type code -> (ggml name, canonical dtype); block types are registered with their
+    decoder on first use."""
     out: dict[int, tuple[str, DType]] = {}
-    for qt in GGMLQuantizationType:
-        sizes = GGML_QUANT_SIZES.get(qt)
-        if sizes is None:
-            continue
-        block_size, type_size = sizes
-        if qt.name in ELEMENT_TYPES:
-            dt = DTYPES[ELEMENT_TYPES[qt.name]]
+    for code, (name, block_size, type_size) in GGML_TYPES.items():
+        if name in ELEMENT_TYPES:
+            dt = DTYPES[ELEMENT_TYPES[name]]
         else:
-            dt = register_block_dtype(f"gguf.{qt.name.lower()}", block_size, type_size)
+            dt = register_block_dtype(f"gguf.{name.lower()}", block_size, type_size)
             register_decoder(dt.name, dequantize)
-        out[int(qt)] = (qt.name, dt)
+        out[code] = (name, dt)
     return out
 
 
