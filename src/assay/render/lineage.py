@@ -122,6 +122,8 @@ def _brief(x: Any, items: int = 6) -> str:
 def _direction(a: str, b: str, v: Verdict) -> str:
     if v.relation == "unrelated":
         return "no common origin found in the weights"
+    if v.relation in ("same", "converted") and not (v.parent and v.child):
+        return "none: the same values either way"
     if v.parent and v.child:
         if v.relation in ("same", "converted"):
             return "the same weights either way"
