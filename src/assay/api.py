@@ -18,6 +18,9 @@ from assay.limits import DEFAULT_LIMITS, Limits
 from assay.model.artifact import ModelArtifact
 
 if TYPE_CHECKING:
+    from assay.adapt.cost import CostReport
+    from assay.adapt.plan import AdaptOptions, AdaptResult
+    from assay.adapt.predict import Predictions
     from assay.analyses.audit import AssociationTest, AuditReport, Comparison, Embedder
     from assay.analyses.audit import Settings as AuditSettings
     from assay.analyses.audit.fairness import FairnessReport
@@ -441,6 +444,7 @@ def challenge(recipe: str, published: str, *, record: str | None = None, out_dir
     by a rebuild with `noise_threads`; 0 for none), equivalent on the probe set, or differs."""
     from assay.recipes import challenge as challenge_mod
     loaded = load_recipe(recipe)
+    open_model(str(published), limits)     # an unreadable published file fails before any rebuild
     return challenge_mod.challenge(loaded, str(published), lambda p: open_model(p, limits),
                                    record_path=record, out_dir=out_dir, noise_threads=noise_threads,
                                    noise_record=noise_record, probe=probe, output=output, log=log)
@@ -460,10 +464,13 @@ def audit_fairness(data: str, label: str, sensitive: str, *, model: str | None =
     from assay.analyses.audit.fairness import fairness
     if (model is None) == (prediction is None):
         raise UsageError(data, "give either a model or a prediction column")
-    if os.path.getsize(data) > 256 << 20:
-        raise UsageError(data, "CSV larger than 256 MiB")
-    with open(data, encoding="utf-8", newline="") as fh:
-        rows = list(csv.DictReader(fh))
+    try:
+        if os.path.getsize(data) > 256 << 20:
+            raise UsageError(data, "CSV larger than 256 MiB")
+        with open(data, encoding="utf-8", newline="") as fh:
+            rows = list(csv.DictReader(fh))
+    except (OSError, UnicodeDecodeError, csv.Error) as exc:
+        raise UsageError(data, f"cannot read CSV: {getattr(exc, 'strerror', None) or exc}") from None
     cols = list(rows[0]) if rows else []
     for c in (label, sensitive, *([prediction] if prediction else []), *(features or [])):
         if c not in cols:
@@ -491,3 +498,47 @@ def audit_fairness(data: str, label: str, sensitive: str, *, model: str | None =
         pred = clf.predict(x)
         source = f"{clf.cls} from arrays ({os.path.basename(model)})"
     return fairness(y_true, [str(p) for p in pred], groups, positive=positive, predictions=source)
+
+
+# -- adapt: retarget a sentence encoder to your own data; apply it; what it would cost ----------
+def adapt(base: str, data: str, out_dir: str, *, options: AdaptOptions | None = None,
+          holdout: str | None = None, progress: Callable[[str, int, int, str], None] | None = None,
+          log: Callable[[str], None] | None = None, limits: Limits = DEFAULT_LIMITS) -> AdaptResult:
+    """Train a head (or a low-rank update and a head) on `data` over the frozen encoder `base`:
+    writes a recipe into `out_dir/recipe`, builds it through the recipes runner (training runs in
+    the build's child process), and writes the adapter, build record, `adapt.json`
+    (`assay.adapt/1`) and a model-card stub to `out_dir`. Bad data raises `DataError`."""
+    import json
+    import os
+
+    from assay.adapt import plan
+    from assay.render import adapt as render_adapt
+    result = plan.adapt(str(base), str(data), str(out_dir), options or plan.AdaptOptions(),
+                        lambda p: open_model(p, limits), holdout=holdout, progress=progress, log=log)
+    from dataclasses import replace
+    result = replace(result, files={**result.files, "report": plan.REPORT_FILE, "card": plan.CARD_FILE})
+    with open(os.path.join(result.out_dir, plan.REPORT_FILE), "w", encoding="utf-8") as fh:
+        fh.write(json.dumps(render_adapt.adapt_json(result), indent=2) + "\n")
+    with open(os.path.join(result.out_dir, plan.CARD_FILE), "w", encoding="utf-8") as fh:
+        fh.write(render_adapt.card_markdown(result))
+    return result
+
+
+def predict(model: str, data: str, *, text_column: str | None = None, label_column: str | None = None,
+            threads: int | None = None, limits: Limits = DEFAULT_LIMITS) -> Predictions:
+    """Apply an `assay adapt` output folder to the texts in `data` (CSV or JSONL): labels and
+    scores, and the accuracy when `data` has the label column."""
+    from assay.adapt import predict as predict_mod
+    return predict_mod.predict(str(model), str(data), lambda p: open_model(p, limits),
+                               text_column=text_column, label_column=label_column, threads=threads)
+
+
+def cost(model: str, *, data: str | None = None, text_column: str = "text", threads: int = 1,
+         batch: int = 16, seq_len: int = 64, epochs: int | None = None,
+         limits: Limits = DEFAULT_LIMITS) -> CostReport:
+    """Measure this machine's throughput on the encoder `model` (forward, LoRA step, full step)
+    and estimate time and memory of head training, LoRA, full fine-tuning and training from
+    scratch on `data` (or on a stated synthetic workload)."""
+    from assay.adapt import cost as cost_mod
+    return cost_mod.cost(str(model), lambda p: open_model(p, limits), data=data, text_column=text_column,
+                         threads=threads, batch=batch, seq_len=seq_len, epochs=epochs)

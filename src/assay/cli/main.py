@@ -193,6 +193,11 @@ from assay.cli import recipes as _recipes_cli  # noqa: E402
 
 app.command("rebuild")(_recipes_cli.rebuild)
 app.command("challenge")(_recipes_cli.challenge)
+from assay.cli import adapt as _adapt_cli  # noqa: E402
+
+app.command("adapt")(_adapt_cli.adapt)
+app.command("predict")(_adapt_cli.predict)
+app.command("cost")(_adapt_cli.cost)
 
 
 @app.callback()
