@@ -52,6 +52,7 @@ from typing import Any
 
 import numpy as np
 
+from assay.analyses.diff import layer_of
 from assay.analyses.lineage.fingerprint import (
     K,
     SketchParts,
@@ -477,15 +478,6 @@ def _classify(p: _Pair) -> None:
 
 
 # -- the model-level verdict ----------------------------------------------------------------
-_NUM = re.compile(r"^\d+$")
-
-
-def layer_of(name: str) -> str:
-    parts = name.split(".")
-    for i, part in enumerate(parts):
-        if _NUM.match(part):
-            return ".".join(parts[: i + 1])
-    return ".".join(parts[:-1]) or name
 
 
 def _fmt(f: str) -> str:
@@ -767,7 +759,7 @@ def _dropped_layers(layers: list[str], shared: list[str]) -> bool:
     added (a new head such as `classifier`)."""
     def stack(layer: str) -> str | None:
         head, _, last = layer.rpartition(".")
-        return head if _NUM.match(last) else None
+        return head if last.isdigit() else None
 
     stacks = {stack(layer_of(n)) for n in shared} - {None}
     return bool(layers) and all(stack(x) in stacks for x in layers)
