@@ -59,6 +59,8 @@ class ZipArchive:
     prefix_bytes: int = 0
     end: int = 0                 # offset just past the end-of-central-directory record
     comment: bytes = b""         # the archive comment (EOCD)
+    _heads: dict[tuple[int, str, int], bytes] = field(default_factory=dict, repr=False)
+    _map: memoryview | None = field(default=None, repr=False)
 
     def names(self) -> list[str]:
         return [m.name for m in self.members]
@@ -97,14 +99,23 @@ class ZipArchive:
             self.oddities.append(Oddity(m.name, "crc", "CRC-32 does not match the header"))
 
     def head(self, m: Member, n: int = 16) -> bytes:
-        """The first bytes of a member (inflating only a prefix), for recognising nested content."""
-        mapped = map_file(self.path)
-        raw = memoryview(mapped)[m.data_offset:m.data_offset + min(m.compressed_size, 1 << 16)]
+        """The first bytes of a member (inflating only a prefix), for recognising nested content.
+        Remembered per member: readers and observations ask for the same heads."""
+        key = (m.header_offset, m.name, n)
+        cached = self._heads.get(key)
+        if cached is None:
+            cached = self._heads[key] = self._head(m, n)
+        return cached
+
+    def _head(self, m: Member, n: int) -> bytes:
+        if self._map is None:
+            self._map = memoryview(map_file(self.path))
+        raw = self._map[m.data_offset:m.data_offset + min(m.compressed_size, 1 << 16)]
         if m.stored:
             return bytes(raw[:n])
         if m.compress_type == ZIP_DEFLATED and not m.flags & 0x1:
             try:
-                return zlib.decompressobj(-15).decompress(bytes(raw), n)
+                return zlib.decompressobj(-15).decompress(raw, n)
             except zlib.error:
                 return b""
         return b""
@@ -220,7 +231,7 @@ def open_zip(path: str, limits: Limits) -> ZipArchive:
     first = min((m.header_offset for m in members), default=0)
     if first:
         oddities.append(Oddity("", "prefix", f"{first} bytes precede the first member"))
-    z = ZipArchive(path, members, oddities, limits, prefix_bytes=first)
+    z = ZipArchive(path, members, _bounded(oddities), limits, prefix_bytes=first)
     z.end, z.comment = _end_record(mapped)
     for m in members:      # small stored members are cheap to check whatever reads them later
         if m.stored and m.size <= SMALL_MEMBER:
@@ -229,6 +240,23 @@ def open_zip(path: str, limits: Limits) -> ZipArchive:
 
 
 SMALL_MEMBER = 1 << 20
+ODDITIES_PER_CODE = 100      # a crafted archive of thousands of members is one problem per code
+
+
+def _bounded(oddities: list[Oddity]) -> list[Oddity]:
+    """Keep the first ODDITIES_PER_CODE oddities of each code; count the rest in one more."""
+    kept: list[Oddity] = []
+    extra: dict[str, int] = {}
+    seen: dict[str, int] = {}
+    for o in oddities:
+        seen[o.code] = seen.get(o.code, 0) + 1
+        if seen[o.code] <= ODDITIES_PER_CODE:
+            kept.append(o)
+        else:
+            extra[o.code] = extra.get(o.code, 0) + 1
+    for code, n in extra.items():
+        kept.append(Oddity("", code, f"{n} more members with the same problem ({code}), not listed"))
+    return kept
 _EOCD = struct.Struct("<4sHHHHIIH")
 
 

@@ -2,11 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
-
-from rich.console import Group
-from rich.table import Table
-from rich.text import Text
+from typing import TYPE_CHECKING, Any
 
 from assay.analyses.scan import CATALOG, FileScan, Finding, ScanReport
 
@@ -15,6 +11,9 @@ SARIF_SCHEMA = "https://docs.oasis-open.org/sarif/sarif/v2.1.0/errata01/os/schem
 SARIF_LEVEL = {"critical": "error", "high": "error", "medium": "warning", "low": "note", "info": "note"}
 STYLE = {"critical": "bold red", "high": "red", "medium": "yellow", "low": "cyan", "info": "dim"}
 DOCS = "docs/rules/{}.md"
+
+if TYPE_CHECKING:      # rich only for text output: JSON and SARIF runs start faster
+    from rich.console import Group
 
 
 def _finding(f: Finding) -> dict[str, Any]:
@@ -34,6 +33,10 @@ def to_json(r: ScanReport) -> dict[str, Any]:
 
 
 def to_text(r: ScanReport, show_clean: bool = False) -> Group:
+    from rich.console import Group
+    from rich.table import Table
+    from rich.text import Text
+
     t = Table(show_edge=False, pad_edge=False, expand=False)
     for col in ("file", "status", "rule", "severity", "finding"):
         t.add_column(col, overflow="fold")
