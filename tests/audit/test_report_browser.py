@@ -2,23 +2,18 @@
 
 from __future__ import annotations
 
-import os
 import zlib
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-import pytest
 
 from assay.analyses.audit import Embedder, Settings, compare, parse_tests
 from assay.render.audit import comparison_html
+from tests.conftest import needs_chromium
 
-CHROMIUM = "/usr/bin/chromium"
-ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking"]
-
-pytestmark = pytest.mark.skipif(not os.path.exists(CHROMIUM),
-                                reason=f"{CHROMIUM} is missing (Debian package `chromium`)")
+pytestmark = needs_chromium
 
 TESTS = parse_tests("""
 [[test]]
@@ -47,13 +42,6 @@ def _embedder(name: str, pull: float) -> Embedder:
     return Embedder(name, "words", embed)
 
 
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Any]:
-    sync_api = pytest.importorskip("playwright.sync_api", reason="playwright is in the test extra")
-    with sync_api.sync_playwright() as pw:
-        b = pw.chromium.launch(executable_path=CHROMIUM, args=ARGS)
-        yield b
-        b.close()
 
 
 def test_plot_is_drawn(browser: Any, tmp_path: Path) -> None:

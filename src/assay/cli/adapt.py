@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Annotated, ClassVar
 import typer
 
 from assay import api
+from assay.cli.common import fail, log
 from assay.errors import AssayError
 
 if TYPE_CHECKING:
@@ -19,7 +20,6 @@ if TYPE_CHECKING:
 
     from assay.adapt.plan import AdaptResult
 
-EXIT_OK, EXIT_ERROR = 0, 2
 COST_METHODS = ("head", "lora", "full", "scratch")
 
 
@@ -43,13 +43,6 @@ class Head(StrEnum):
     mlp = "mlp"
 
 
-def _fail(message: str) -> typer.Exit:
-    sys.stderr.write(f"assay: error: {message}\n")
-    return typer.Exit(EXIT_ERROR)
-
-
-def _log(message: str) -> None:
-    sys.stderr.write(f"assay: {message}\n")
 
 
 class TrainingProgress:
@@ -130,11 +123,11 @@ def adapt(
     try:
         with TrainingProgress() as bar:
             result = api.adapt(base, data, output, options=opts, holdout=holdout, progress=bar.update,
-                               log=_log)
+                               log=log)
         if catalog is not None:
             _catalog(result, catalog)
     except AssayError as exc:
-        raise _fail(exc.one_line()) from None
+        raise fail(exc.one_line()) from None
     if fmt is Format.json:
         sys.stdout.write(json.dumps(render.adapt_json(result), indent=2) + "\n")
     else:
@@ -145,12 +138,12 @@ def _catalog(result: AdaptResult, catalog: str) -> None:
     import os
     merged = result.files.get("merged")
     if merged is None:
-        _log("catalog: a head alone has no weights of the base to relate; only LoRA outputs are added")
+        log("catalog: a head alone has no weights of the base to relate; only LoRA outputs are added")
         return
     added = api.catalog_add([result.base, os.path.join(result.out_dir, merged)], catalog=catalog)
     for a in added:
         for link in a.links:
-            _log(f"catalog: {link.child.label} is {link.relation} of {link.parent.label} ({link.summary})")
+            log(f"catalog: {link.child.label} is {link.relation} of {link.parent.label} ({link.summary})")
 
 
 def predict(
@@ -170,7 +163,7 @@ def predict(
     try:
         preds = api.predict(model, data, text_column=text_column, label_column=label_column, threads=threads)
     except AssayError as exc:
-        raise _fail(exc.one_line()) from None
+        raise fail(exc.one_line()) from None
     text = render.predict_csv(preds) if fmt is PredictFormat.csv else json.dumps(render.predict_json(preds),
                                                                                  indent=2) + "\n"
     if out:
@@ -199,12 +192,12 @@ def cost(
     from assay.render import adapt as render
     unknown = sorted(set(method or ()) - set(COST_METHODS))
     if unknown:
-        raise _fail(f"unknown method {unknown[0]!r} ({', '.join(COST_METHODS)})")
+        raise fail(f"unknown method {unknown[0]!r} ({', '.join(COST_METHODS)})")
     try:
         report = api.cost(model, data=data, text_column=text_column, threads=threads, epochs=epochs,
                           batch=batch, seq_len=seq_len)
     except AssayError as exc:
-        raise _fail(exc.one_line()) from None
+        raise fail(exc.one_line()) from None
     if method:
         report = report.only(method)
     if fmt is Format.json:

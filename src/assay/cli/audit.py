@@ -9,6 +9,7 @@ from typing import Annotated
 
 import typer
 
+from assay.cli.common import fail
 from assay.errors import AssayError
 
 
@@ -17,10 +18,6 @@ class AuditFormat(StrEnum):
     json = "json"
     html = "html"
 
-
-def _fail(message: str) -> typer.Exit:
-    sys.stderr.write(f"assay: error: {message}\n")
-    return typer.Exit(2)
 
 
 def audit(
@@ -74,7 +71,7 @@ def audit(
             rich_out = render.fairness_text(fr)
             code = 0
         elif model is None:
-            raise _fail("give a MODEL (or --data CSV for outcome fairness)")
+            raise fail("give a MODEL (or --data CSV for outcome fairness)")
         else:
             if tests and os.path.isfile(tests):
                 chosen = api.load_tests(tests)
@@ -95,7 +92,7 @@ def audit(
                 rich_out = render.to_text(report)
                 code = 0
     except AssayError as exc:
-        raise _fail(exc.one_line()) from None
+        raise fail(exc.one_line()) from None
     if doc is None:
         import io
 
@@ -108,7 +105,7 @@ def audit(
             with open(output, "w", encoding="utf-8") as fh:
                 fh.write(doc)
         except OSError as exc:
-            raise _fail(f"{output}: cannot write: {exc.strerror or exc}") from None
+            raise fail(f"{output}: cannot write: {exc.strerror or exc}") from None
     else:
         sys.stdout.write(doc)
     raise typer.Exit(code)

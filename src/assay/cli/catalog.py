@@ -16,9 +16,8 @@ from typing import Annotated, Any
 import typer
 
 from assay import api
+from assay.cli.common import EXIT_ERROR, EXIT_FOUND, EXIT_OK, fail
 from assay.errors import AssayError
-
-EXIT_OK, EXIT_FOUND, EXIT_ERROR = 0, 1, 2
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
                   help="A catalog of models and their lineage (SQLite file or PostgreSQL).")
@@ -44,10 +43,6 @@ class GraphFormat(StrEnum):
 
 FormatOpt = Annotated[Format, typer.Option("--format", "-f", help="Output format.")]
 
-
-def _fail(message: str) -> typer.Exit:
-    sys.stderr.write(f"assay: error: {message}\n")
-    return typer.Exit(EXIT_ERROR)
 
 
 def _json(doc: dict[str, Any]) -> None:
@@ -82,7 +77,7 @@ def add(
         name = _name(catalog)
         added = api.catalog_add(paths, catalog=catalog, label=label, on_error=errors.append)
     except AssayError as exc:
-        raise _fail(exc.one_line()) from None
+        raise fail(exc.one_line()) from None
     if fmt is Format.json:
         _json(render.add_to_json(name, added, times))
     else:
@@ -106,7 +101,7 @@ def find(
         name = _name(catalog)
         result = api.catalog_find(path, catalog=catalog, limit=limit)
     except AssayError as exc:
-        raise _fail(exc.one_line()) from None
+        raise fail(exc.one_line()) from None
     if fmt is Format.json:
         _json(render.find_to_json(name, result))
     else:
@@ -122,7 +117,7 @@ def list_(catalog: Location = None, fmt: FormatOpt = Format.text, times: Times =
         name = _name(catalog)
         entries = api.catalog_list(catalog=catalog)
     except AssayError as exc:
-        raise _fail(exc.one_line()) from None
+        raise fail(exc.one_line()) from None
     if fmt is Format.json:
         _json(render.list_to_json(name, entries, times))
     else:
@@ -140,7 +135,7 @@ def graph(
     try:
         forest = api.catalog_graph(catalog=catalog)
     except AssayError as exc:
-        raise _fail(exc.one_line()) from None
+        raise fail(exc.one_line()) from None
     if fmt is GraphFormat.json:
         _json(render.forest_to_json(forest))
     elif fmt is GraphFormat.dot:

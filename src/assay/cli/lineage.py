@@ -15,9 +15,8 @@ from typing import Annotated, Any
 import typer
 
 from assay import api
+from assay.cli.common import EXIT_FOUND, EXIT_OK, fail
 from assay.errors import AssayError
-
-EXIT_OK, EXIT_FOUND, EXIT_ERROR = 0, 1, 2
 
 
 class LineageFormat(StrEnum):
@@ -26,10 +25,6 @@ class LineageFormat(StrEnum):
     dot = "dot"
     html = "html"
 
-
-def _fail(message: str) -> typer.Exit:
-    sys.stderr.write(f"assay: error: {message}\n")
-    return typer.Exit(EXIT_ERROR)
 
 
 def _write(text: str, output: str | None) -> None:
@@ -40,7 +35,7 @@ def _write(text: str, output: str | None) -> None:
         with open(output, "w", encoding="utf-8") as fh:
             fh.write(text)
     except OSError as exc:
-        raise _fail(f"{output}: cannot write: {exc.strerror or exc}") from None
+        raise fail(f"{output}: cannot write: {exc.strerror or exc}") from None
 
 
 def _emit_rich(renderable: Any, output: str | None) -> None:
@@ -101,7 +96,7 @@ def lineage(
     try:
         models = api.lineage_inputs(paths)
         if len(models) < 2:
-            raise _fail(f"{paths[0]}: lineage needs two models (A B) or more, or a folder of models")
+            raise fail(f"{paths[0]}: lineage needs two models (A B) or more, or a folder of models")
         pair = (not forest and len(paths) == 2 and len(models) == 2 and models == paths
                 and fmt in (LineageFormat.text, LineageFormat.json))
         if pair:
@@ -113,7 +108,7 @@ def lineage(
             finally:
                 bar.close()
     except AssayError as exc:
-        raise _fail(exc.one_line()) from None
+        raise fail(exc.one_line()) from None
     if pair:
         a, b = models
         if fmt is LineageFormat.json:

@@ -13,6 +13,7 @@ if TYPE_CHECKING:
     from rich.console import Console
 
 from assay import api
+from assay.cli.common import EXIT_ERROR, EXIT_FOUND, EXIT_OK, fail
 from assay.cli.progress import ByteProgress, ScanProgress
 from assay.errors import AssayError
 
@@ -20,11 +21,6 @@ app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_
                   help="Read, scan, identify and trace model weights without executing them.")
 
 
-def _err_print(message: str) -> None:
-    """One line on stderr (plain text: no rich import on the error path)."""
-    sys.stderr.write(message + "\n")
-
-EXIT_OK, EXIT_FOUND, EXIT_ERROR = 0, 1, 2
 
 
 class OutputFormat(StrEnum):
@@ -36,11 +32,6 @@ class ScanFormat(StrEnum):
     text = "text"
     json = "json"
     sarif = "sarif"
-
-
-def fail(message: str) -> typer.Exit:
-    _err_print(f"assay: error: {message}")
-    return typer.Exit(EXIT_ERROR)
 
 
 @app.command()
@@ -209,12 +200,12 @@ def main() -> None:
     try:
         app()
     except KeyboardInterrupt:
-        _err_print("assay: interrupted")
+        sys.stderr.write("assay: interrupted\n")
         sys.exit(130)
     except SystemExit:
         raise
     except BaseException as exc:  # a bug in assay: still one line, never a traceback
-        _err_print(f"assay: internal error: {type(exc).__name__}: {exc}")
+        sys.stderr.write(f"assay: internal error: {type(exc).__name__}: {exc}\n")
         sys.exit(EXIT_ERROR)
 
 

@@ -14,9 +14,8 @@ from typing import Annotated
 import typer
 
 from assay import api
+from assay.cli.common import EXIT_FOUND, EXIT_OK, fail, log
 from assay.errors import AssayError
-
-EXIT_OK, EXIT_FOUND, EXIT_ERROR = 0, 1, 2
 
 
 class Format(StrEnum):
@@ -24,13 +23,6 @@ class Format(StrEnum):
     json = "json"
 
 
-def _fail(message: str) -> typer.Exit:
-    sys.stderr.write(f"assay: error: {message}\n")
-    return typer.Exit(EXIT_ERROR)
-
-
-def _log(message: str) -> None:
-    sys.stderr.write(f"assay: {message}\n")
 
 
 def _emit(doc: dict) -> None:
@@ -53,9 +45,9 @@ def rebuild(
     the recipe's expected identities, 2 error."""
     from assay.render import recipes as render
     try:
-        rec = api.rebuild(recipe, output, threads=threads, force=force, log=_log)
+        rec = api.rebuild(recipe, output, threads=threads, force=force, log=log)
     except AssayError as exc:
-        raise _fail(exc.one_line()) from None
+        raise fail(exc.one_line()) from None
     if fmt is Format.json:
         _emit(render.build_json(rec))
     else:
@@ -89,9 +81,9 @@ def challenge(
     from assay.render import recipes as render
     try:
         res = api.challenge(recipe, published, record=record, out_dir=output, noise_threads=noise_threads,
-                            noise_record=noise_record, probe=probe, output=name, log=_log)
+                            noise_record=noise_record, probe=probe, output=name, log=log)
     except AssayError as exc:
-        raise _fail(exc.one_line()) from None
+        raise fail(exc.one_line()) from None
     if fmt is Format.json:
         _emit(render.challenge_json(res))
     else:

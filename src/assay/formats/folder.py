@@ -11,12 +11,12 @@ chat templates in tokenizer files are observations.
 
 from __future__ import annotations
 
-import json
 import os
 from typing import Any
 
 from assay.errors import AssayError, FormatError, LimitError, UnknownFormatError
 from assay.formats.templates import record_templates
+from assay.io.jsonfile import read_json_file
 from assay.limits import Limits
 from assay.model.artifact import ModelArtifact
 
@@ -50,16 +50,6 @@ def _inside(root: str, path: str) -> bool:
     return os.path.commonpath([root, os.path.realpath(path)]) == root
 
 
-def _json(path: str) -> Any:
-    if os.path.getsize(path) > MAX_SIDE_FILE:
-        raise LimitError(path, f"side file larger than {MAX_SIDE_FILE} bytes")
-    try:
-        with open(path, "rb") as fh:
-            return json.loads(fh.read().decode("utf-8"))
-    except (ValueError, UnicodeDecodeError, RecursionError) as exc:
-        raise FormatError(path, f"not valid JSON ({exc})") from None
-
-
 def card_front_matter(path: str) -> dict[str, Any]:
     """The YAML front matter of a model card (README.md), parsed with yaml.safe_load."""
     if os.path.getsize(path) > MAX_SIDE_FILE:
@@ -80,7 +70,7 @@ def card_front_matter(path: str) -> dict[str, Any]:
 
 
 def _index(path: str, root: str) -> dict[str, str]:
-    data = _json(path)
+    data = read_json_file(path)
     wm = data.get("weight_map") if isinstance(data, dict) else None
     if not isinstance(wm, dict) or not all(isinstance(k, str) and isinstance(v, str)
                                            for k, v in wm.items()):
@@ -159,7 +149,7 @@ def _side_files(root: str, files: list[str], art: ModelArtifact, meta: dict[str,
         base = os.path.basename(f)
         try:
             if base == "config.json" and os.path.dirname(f) == root.rstrip(os.sep):
-                cfg = _json(f)
+                cfg = read_json_file(f)
                 if isinstance(cfg, dict):
                     art.metadata["config"] = cfg
             elif base == "README.md" and os.path.dirname(f) == root.rstrip(os.sep):
@@ -167,7 +157,7 @@ def _side_files(root: str, files: list[str], art: ModelArtifact, meta: dict[str,
                 if card:
                     art.metadata["card"] = {k: card[k] for k in CARD_KEYS if k in card}
             elif base in ("tokenizer_config.json", "chat_template.json"):
-                tok = _json(f)
+                tok = read_json_file(f)
                 if isinstance(tok, dict):
                     record_templates(art, tok.get("chat_template"), f)
             elif base.endswith((".jinja", ".j2")):

@@ -10,13 +10,13 @@ Nothing in the folder is imported or executed: no `from_pretrained`, no remote c
 
 from __future__ import annotations
 
-import json
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from assay.errors import FormatError, UnsupportedError
+from assay.io.jsonfile import read_json_file
 from assay.model.artifact import ModelArtifact
 from assay.runtime import require
 
@@ -34,16 +34,6 @@ PREFIXES = ("bert.", "model.", "0.auto_model.", "auto_model.")
 # Buffers a checkpoint may carry or lack without changing the computation.
 OPTIONAL_BUFFERS = ("embeddings.position_ids", "embeddings.token_type_ids")
 SUPPORTED_TYPES = ("bert",)
-
-
-def _json(path: str) -> Any:
-    if os.path.getsize(path) > MAX_SIDE_FILE:
-        raise FormatError(path, f"side file larger than {MAX_SIDE_FILE} bytes")
-    try:
-        with open(path, "rb") as fh:
-            return json.loads(fh.read().decode("utf-8"))
-    except (ValueError, UnicodeDecodeError, RecursionError) as exc:
-        raise FormatError(path, f"not valid JSON ({exc})") from None
 
 
 @dataclass(frozen=True)
@@ -80,7 +70,7 @@ def read_spec(folder: str) -> EncoderSpec:
     cfg_path = os.path.join(folder, "config.json")
     if not os.path.isfile(cfg_path):
         raise FormatError(folder, "no config.json: cannot tell the architecture")
-    config = _json(cfg_path)
+    config = read_json_file(cfg_path)
     if not isinstance(config, dict):
         raise FormatError(cfg_path, "config is not a JSON object")
     mtype = config.get("model_type")
@@ -90,7 +80,7 @@ def read_spec(folder: str) -> EncoderSpec:
     pooling, normalize = "mean", False
     modules_path = os.path.join(folder, "modules.json")
     if os.path.isfile(modules_path):
-        modules = _json(modules_path)
+        modules = read_json_file(modules_path)
         if not isinstance(modules, list):
             raise FormatError(modules_path, "modules.json is not a list")
         for m in modules:
@@ -103,7 +93,7 @@ def read_spec(folder: str) -> EncoderSpec:
                 pcfg_path = os.path.join(folder, sub, "config.json")
                 if os.path.isabs(sub) or ".." in sub.split("/") or not os.path.isfile(pcfg_path):
                     raise FormatError(modules_path, f"pooling config {sub!r} missing or outside the folder")
-                pcfg = _json(pcfg_path)
+                pcfg = read_json_file(pcfg_path)
                 pooling = _pooling_mode(pcfg if isinstance(pcfg, dict) else {}, pcfg_path)
             elif kind == "normalize":
                 normalize = True
@@ -111,7 +101,7 @@ def read_spec(folder: str) -> EncoderSpec:
     sbert = os.path.join(folder, "sentence_bert_config.json")
     lowercase = False
     if os.path.isfile(sbert):
-        scfg = _json(sbert)
+        scfg = read_json_file(sbert)
         if isinstance(scfg, dict):
             max_len = min(max_len, _count(scfg.get("max_seq_length") or max_len, sbert, "max_seq_length"))
             lowercase = bool(scfg.get("do_lower_case", False))
@@ -121,7 +111,7 @@ def read_spec(folder: str) -> EncoderSpec:
         if not os.path.isfile(tok):
             raise FormatError(folder, "no tokenizer.json or vocab.txt")
         tcfg_path = os.path.join(folder, "tokenizer_config.json")
-        tcfg = _json(tcfg_path) if os.path.isfile(tcfg_path) else {}
+        tcfg = read_json_file(tcfg_path) if os.path.isfile(tcfg_path) else {}
         lowercase = lowercase or bool(isinstance(tcfg, dict) and tcfg.get("do_lower_case", True))
     return EncoderSpec(folder, config, pooling, normalize, max_len, tok, lowercase)
 
