@@ -132,6 +132,17 @@ def _dtype_inits(rng: np.random.Generator) -> list[Any]:
         helper.make_tensor("w_u64_typed", TensorProto.UINT64, [2], [0, 2**64 - 1]),
         helper.make_tensor("w_bool", TensorProto.BOOL, [3], [True, False, True]),
         helper.make_tensor("w_c64", TensorProto.COMPLEX64, [2], [1 + 2j, -3.5j]),
+        # every typed value field, at the edges of its range (converted by assay, not by onnx)
+        helper.make_tensor("w_u32_typed", TensorProto.UINT32, [2], [0, 2**32 - 1]),
+        helper.make_tensor("w_i16_typed", TensorProto.INT16, [2], [-32768, 32767]),
+        helper.make_tensor("w_u16_typed", TensorProto.UINT16, [2], [0, 65535]),
+        helper.make_tensor("w_u8_typed", TensorProto.UINT8, [2], [0, 255]),
+        helper.make_tensor("w_i32_typed", TensorProto.INT32, [3], [-2**31, -1, 2**31 - 1]),
+        helper.make_tensor("w_i64_typed", TensorProto.INT64, [2], [-2**63, 2**63 - 1]),
+        helper.make_tensor("w_f64_typed", TensorProto.DOUBLE, [2], [0.1, -1e300]),
+        helper.make_tensor("w_c128", TensorProto.COMPLEX128, [1], [1.5 - 2j]),
+        helper.make_tensor("w_f8_typed", TensorProto.FLOAT8E5M2, [2],
+                           np.array([1.5, -0.25], ml_dtypes.float8_e5m2).view(np.uint8).tolist()),
         numpy_helper.from_array(f8, "w_f8"),
         numpy_helper.from_array(np.float64(2.5), "w_scalar"),
         numpy_helper.from_array(np.zeros((0, 3), np.float32), "w_empty"),
@@ -330,7 +341,11 @@ def test_external_data_memory_mapped(tmp_path: Path) -> None:
     for name in ("big", "half", "bf", "idx"):
         span = art.tensor(name).span
         assert span is not None and span.file == os.path.realpath(weights) and not span.in_memory
-    assert art.tensor("k").span is not None and art.tensor("k").span.in_memory
+    # a tensor whose raw_data is in the model file itself is a range of that file, not a copy
+    k = art.tensor("k").span
+    assert k is not None and k.file == str(path) and not k.in_memory
+    assert path.read_bytes()[k.offset:k.offset + k.length] == numpy_helper.to_array(
+        next(a.t for n in oracle.graph.node if n.op_type == "Constant" for a in n.attribute)).tobytes()
     obs = [o for o in art.observations if o.kind == "external.data"]
     assert sorted(o.data["tensor"] for o in obs) == ["bf", "big", "half", "idx"]
     assert {o.detail for o in obs} == {"w.bin"}
@@ -559,3 +574,37 @@ def test_limits(tmp_path: Path) -> None:
     assert len(_read(path).tensors) == 4
     with pytest.raises(LimitError, match="nested deeper than 1 levels"):
         _read(path, Limits(max_json_depth=1))
+
+
+def test_wire_rules_as_protobuf_parses_them(tmp_path: Path) -> None:
+    """A message given twice is merged, the last scalar wins, unknown fields (a group too) are
+    skipped: what protobuf's own parser does with the same bytes, assay does."""
+    rng = np.random.default_rng(3)
+    a = _model([helper.make_node("Identity", ["x"], ["y"])],
+               [numpy_helper.from_array(rng.standard_normal(3).astype(np.float32), "a")])
+    g = onnx.GraphProto()
+    g.initializer.append(numpy_helper.from_array(np.arange(4, dtype=np.int64), "b"))
+    unknown_group = b"\xfb\x06" + b"\x08\x01" + b"\xfc\x06"     # field 111: start group, a varint, end
+    graph = g.SerializeToString() + unknown_group
+    b = onnx.ModelProto(ir_version=9, producer_name="second").SerializeToString()
+    data = a.SerializeToString() + b + b"\x3a" + bytes([len(graph)]) + graph    # field 7: a second graph
+    path = tmp_path / "merged.onnx"
+    path.write_bytes(data)
+    oracle = onnx.ModelProto()
+    oracle.ParseFromString(data)
+    assert [t.name for t in oracle.graph.initializer] == ["a", "b"]
+    art = read_path(str(path))
+    assert _assay(art) == _oracle(oracle)
+    meta = art.metadata["onnx"]
+    assert meta["ir_version"] == 9 and meta["producer_name"] == "second"
+    assert not [o for o in art.observations if o.kind == "trailing.bytes"]
+
+
+@pytest.mark.parametrize("bad", [b"\x3a\x05\x0a\x01", b"\x3a\x0b" + b"\x80" * 11,
+                                 b"\x3a\x04\x0a\x00\x0f\x00"])
+def test_malformed_wire_inside_the_graph(tmp_path: Path, bad: bytes) -> None:
+    """Truncated nested field, an 11-byte varint, an invalid wire type (7) inside the graph."""
+    path = tmp_path / "bad.onnx"
+    path.write_bytes(b"\x08\x08" + bad)
+    with pytest.raises(FormatError, match="onnx: "):
+        read_path(str(path))

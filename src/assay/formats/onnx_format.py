@@ -1,4 +1,4 @@
-"""ONNX models, parsed with the `onnx` package's protobuf classes (parsing executes nothing).
+"""ONNX models, read from the protobuf wire format in place (`assay.io.protobuf`).
 
 A model file is one serialized `ModelProto` message. ONNX has no magic number, so the sniff walks
 the first protobuf fields of the head: field 1 `ir_version` (varint, 1..20) must come first and
@@ -11,9 +11,14 @@ Weights are `graph.initializer`, `graph.sparse_initializer` (kept as two tensors
 GRAPH / GRAPHS attribute, recursively), in model-local functions and in training-info graphs.
 A tensor keeps its ONNX value name; a name already taken (by the main graph or an earlier
 subgraph) gets its subgraph path as a prefix (`<node>.<attribute>[i]::<name>`), and `#k` if that
-is still taken. Tensor bytes stored in the file (`raw_data`) are used as they are; typed value
-fields are converted by `onnx.numpy_helper.to_array`; external data is memory-mapped from a file
-in the model's own folder after its location, offset and length have been checked.
+is still taken. Tensor bytes stored in the file (`raw_data`) stay a range of the memory-mapped
+file; typed value fields are converted to little-endian bytes as the ONNX spec defines them;
+external data is memory-mapped from a file in the model's own folder after its location, offset
+and length have been checked.
+
+The `onnx` package is not needed to read a model (it is the test oracle): importing it costs
+more than reading most models, and its parser copies every tensor into memory, where the wire
+walk leaves them in the file's map until they are used. Field numbers come from onnx.proto.
 """
 
 from __future__ import annotations
@@ -21,12 +26,13 @@ from __future__ import annotations
 import math
 import os
 import re
-import sys
+import struct
 from collections import Counter
+from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from assay.errors import AssayError, FormatError, LimitError, MissingDependencyError, UnsupportedError
+from assay.errors import AssayError, FormatError, LimitError, UnsupportedError
 from assay.formats.base import (
     Probe,
     Reader,
@@ -35,12 +41,10 @@ from assay.formats.base import (
     record_from_file,
     trailing,
 )
+from assay.io.protobuf import Message, WireError
 from assay.model.artifact import ModelArtifact
-from assay.model.dtypes import DTYPES, DType, from_numpy
-from assay.model.tensor import TensorRecord
-
-if TYPE_CHECKING:
-    import numpy as np
+from assay.model.dtypes import DTYPES, DType
+from assay.model.tensor import TensorRecord, map_file
 
 # -- sniffing: a cheap walk over the first ModelProto fields ---------------------------------------
 
@@ -90,7 +94,7 @@ def _len_field(head: bytes, number: int, pos: int) -> int | None:
             return -1
         if len(body) == length:
             try:
-                body.decode("utf-8")
+                bytes(body).decode("utf-8")
             except UnicodeDecodeError:
                 return -1
     if number in (GRAPH, OPSET) and not _first_key_ok(number, body[:MAX_VARINT_BYTES]):
@@ -166,73 +170,100 @@ DEFAULT_DOMAINS = ("", "ai.onnx")
 MAX_DOC_STRING = 65536
 MAX_PROTOBUF_BYTES = (1 << 31) - 1
 
-
-def _text(value: str | bytes) -> str:
-    """A protobuf string field (upb hands back bytes when a proto2 string is not valid UTF-8)."""
-    return value.decode("utf-8", "replace") if isinstance(value, bytes) else value
-
-
-def _onnx() -> Any:
-    try:
-        import onnx
-        import onnx.numpy_helper
-    except ModuleNotFoundError:
-        raise MissingDependencyError(None, "reading ONNX files needs the onnx package "
-                                     "(pip install onnx)") from None
-    return onnx
+# Field numbers of the onnx.proto messages assay reads (onnx/onnx.proto, IR version 11).
+class M:  # ModelProto
+    IR_VERSION, PRODUCER_NAME, PRODUCER_VERSION, DOMAIN, MODEL_VERSION, DOC_STRING = 1, 2, 3, 4, 5, 6
+    GRAPH, OPSET_IMPORT, METADATA_PROPS, TRAINING_INFO, FUNCTIONS = 7, 8, 14, 20, 25
 
 
-def _read_errors() -> tuple[type[BaseException], ...]:
-    from google.protobuf.message import DecodeError
-
-    return (DecodeError, ValueError, TypeError, KeyError, IndexError, AttributeError,
-            OverflowError, UnicodeError, OSError, RecursionError)
+class G:  # GraphProto
+    NODE, NAME, INITIALIZER, INPUT, OUTPUT, SPARSE_INITIALIZER = 1, 2, 5, 11, 12, 15
 
 
-def _one_line(exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()
-    return text[0] if text else type(exc).__name__
+class N:  # NodeProto
+    INPUT, OUTPUT, NAME, OP_TYPE, ATTRIBUTE, DOMAIN = 1, 2, 3, 4, 5, 7
+
+
+class A:  # AttributeProto
+    NAME, FLOAT, INT, TENSOR, GRAPH, FLOATS, INTS, GRAPHS = 1, 2, 3, 5, 6, 7, 8, 11
+    TYPE, REF_ATTR_NAME, SPARSE_TENSOR = 20, 21, 22
+
+
+class T:  # TensorProto
+    DIMS, DATA_TYPE, SEGMENT, FLOAT_DATA, INT32_DATA, INT64_DATA, NAME = 1, 2, 3, 4, 5, 7, 8
+    RAW_DATA, DOUBLE_DATA, UINT64_DATA, EXTERNAL_DATA, DATA_LOCATION = 9, 10, 11, 13, 14
+
+
+class S:  # SparseTensorProto
+    VALUES, INDICES, DIMS = 1, 2, 3
+
+
+class F:  # FunctionProto
+    NAME, NODE, DOMAIN, OVERLOAD = 1, 7, 10, 13
+
+
+class TI:  # TrainingInfoProto
+    INITIALIZATION, ALGORITHM = 1, 2
+
+
+KEY, VALUE = 1, 2                     # StringStringEntryProto; OperatorSetIdProto: domain, version
+# ValueInfoProto name / type; TypeProto oneof `value`; TypeProto.Tensor; TensorShapeProto.Dimension
+VI_NAME, VI_TYPE = 1, 2
+TYPE_KINDS = {1: "tensor_type", 4: "sequence_type", 5: "map_type", 7: "opaque_type",
+              8: "sparse_tensor_type", 9: "optional_type"}
+ELEM_TYPE, SHAPE, DIM = 1, 2, 1
+DIM_VALUE, DIM_PARAM = 1, 2
+
+# data_type -> (typed value field number, its name, struct code of one stored element)
+TYPED_FIELDS: dict[int, tuple[int, str, str]] = {
+    1: (T.FLOAT_DATA, "float_data", "f"), 14: (T.FLOAT_DATA, "float_data", "f"),
+    11: (T.DOUBLE_DATA, "double_data", "d"), 15: (T.DOUBLE_DATA, "double_data", "d"),
+    7: (T.INT64_DATA, "int64_data", "q"),
+    12: (T.UINT64_DATA, "uint64_data", "I"), 13: (T.UINT64_DATA, "uint64_data", "Q"),
+    6: (T.INT32_DATA, "int32_data", "i"), 5: (T.INT32_DATA, "int32_data", "h"),
+    3: (T.INT32_DATA, "int32_data", "b"), 4: (T.INT32_DATA, "int32_data", "H"),
+    2: (T.INT32_DATA, "int32_data", "B"), 9: (T.INT32_DATA, "int32_data", "?"),
+    10: (T.INT32_DATA, "int32_data", "H"), 16: (T.INT32_DATA, "int32_data", "H"),
+    17: (T.INT32_DATA, "int32_data", "B"), 18: (T.INT32_DATA, "int32_data", "B"),
+    19: (T.INT32_DATA, "int32_data", "B"), 20: (T.INT32_DATA, "int32_data", "B"),
+    24: (T.INT32_DATA, "int32_data", "B"),
+}
 
 
 # -- reading ----------------------------------------------------------------------------------------
 
 def read(p: Probe) -> ModelArtifact:
-    onnx = _onnx()
-    errors = _read_errors()
     try:
-        model, data, end = _parse(p, onnx)
+        buf, model, end = _parse(p)
         art = ModelArtifact(path=p.path, format="onnx", files=[p.path])
-        trailing(art, p.path, data, end, what="the ONNX model")
-        walk = _Walk(p, art, onnx)
+        trailing(art, p.path, buf, end, what="the ONNX model")
+        walk = _Walk(p, art, buf)
         walk.model(model)
         art.metadata["onnx"] = _metadata(model, walk)
     except AssayError:
         raise
-    except errors as exc:
-        raise FormatError(p.path, f"onnx: malformed model ({_one_line(exc)})") from None
+    except WireError:
+        raise FormatError(p.path, "onnx: not a valid ModelProto protobuf message "
+                          "(truncated or corrupt)") from None
+    except (ValueError, struct.error, OverflowError, RecursionError) as exc:
+        raise FormatError(p.path, f"onnx: malformed model ({type(exc).__name__}: {exc})") from None
     return art
 
 
-def _parse(p: Probe, onnx: Any) -> tuple[Any, bytes, int]:
-    from google.protobuf.message import DecodeError
-
+def _parse(p: Probe) -> tuple[memoryview | bytes, Message, int]:
+    """The file, memory-mapped, and its top-level ModelProto (nested messages are parsed when
+    the walk reaches them; tensor bytes stay in the map)."""
     if p.size > MAX_PROTOBUF_BYTES:
         raise LimitError(p.path, f"onnx: {p.size}-byte file is larger than a protobuf message may be "
                          "(2 GiB); larger models keep their weights in external data files")
-    with open(p.path, "rb") as fh:
-        data = fh.read()
-    end = model_end(data)
-    model = onnx.ModelProto()
-    try:
-        model.ParseFromString(data[:end])
-    except DecodeError:
-        raise FormatError(p.path, "onnx: not a valid ModelProto protobuf message "
-                          "(truncated or corrupt)") from None
-    if model.ir_version < 1:
+    buf = map_file(p.path)
+    end = model_end(buf)
+    model = Message.whole(buf, end)
+    if model.sint(M.IR_VERSION) < 1:
         raise FormatError(p.path, "onnx: ir_version is missing")
-    if not model.HasField("graph"):
+    if not model.has(M.GRAPH):
         raise FormatError(p.path, "onnx: model has no graph")
-    return model, data, end
+    return buf, model, end
 
 
 @dataclass
@@ -241,7 +272,7 @@ class _Walk:
 
     p: Probe
     art: ModelArtifact
-    onnx: Any
+    buf: memoryview | bytes
     taken: set[str] = field(default_factory=set)
     skipped: list[dict[str, str]] = field(default_factory=list)
     ops: Counter[str] = field(default_factory=Counter)
@@ -253,52 +284,56 @@ class _Walk:
         self.folder = os.path.dirname(os.path.abspath(self.p.path))
         self.real_folder = os.path.realpath(self.folder)
 
-    def model(self, model: Any) -> None:
-        self.graph(model.graph, "", 0)
+    def model(self, model: Message) -> None:
+        self.graph(model.message(M.GRAPH), "", 0)
         self.counting = False
-        for f in model.functions:
-            seg = f"function:{_text(f.domain)}:{_text(f.name)}"
-            if _text(f.overload):
-                seg += f":{_text(f.overload)}"
-            self.nodes(f.node, seg, 1)
-        for i, info in enumerate(model.training_info):
-            for part in ("initialization", "algorithm"):
-                if info.HasField(part):
-                    self.graph(getattr(info, part), f"training_info[{i}].{part}", 1)
+        for f in model.messages(M.FUNCTIONS):
+            seg = f"function:{f.text(F.DOMAIN)}:{f.text(F.NAME)}"
+            if f.text(F.OVERLOAD):
+                seg += f":{f.text(F.OVERLOAD)}"
+            self.nodes(f.messages(F.NODE), seg, 1)
+        for i, info in enumerate(model.messages(M.TRAINING_INFO)):
+            for part, number in (("initialization", TI.INITIALIZATION), ("algorithm", TI.ALGORITHM)):
+                if info.has(number):
+                    self.graph(info.message(number), f"training_info[{i}].{part}", 1)
 
-    def graph(self, g: Any, path: str, depth: int) -> None:
+    def graph(self, g: Message, path: str, depth: int) -> None:
         if depth > self.p.limits.max_json_depth:
             raise LimitError(self.p.path, f"onnx: subgraphs nested deeper than "
                              f"{self.p.limits.max_json_depth} levels")
         if self.counting:
-            self.counts["initializers"] += len(g.initializer)
-        for i, t in enumerate(g.initializer):
-            attrs = {"onnx_name": _text(t.name), "graph": path, "source": "initializer"}
-            self.dense(t, _text(t.name) or f"initializer[{i}]", path, attrs)
-        for i, s in enumerate(g.sparse_initializer):
-            value = _text(s.values.name)
+            self.counts["initializers"] += g.count(G.INITIALIZER)
+        for i, t in enumerate(g.messages(G.INITIALIZER)):
+            name = t.text(T.NAME)
+            attrs = {"onnx_name": name, "graph": path, "source": "initializer"}
+            self.dense(t, name or f"initializer[{i}]", path, attrs)
+        for i, s in enumerate(g.messages(G.SPARSE_INITIALIZER)):
+            value = s.message(S.VALUES).text(T.NAME)
             attrs = {"onnx_name": value, "graph": path, "source": "sparse_initializer"}
             self.sparse(s, value or f"sparse_initializer[{i}]", path, attrs)
-        self.nodes(g.node, path, depth)
+        self.nodes(g.messages(G.NODE), path, depth)
 
-    def nodes(self, nodes: Any, path: str, depth: int) -> None:
-        subgraphs: list[tuple[Any, str]] = []
+    def nodes(self, nodes: Iterator[Message], path: str, depth: int) -> None:
+        subgraphs: list[tuple[Message, str]] = []
         for i, n in enumerate(nodes):
-            op, domain = _text(n.op_type), _text(n.domain)
-            label = _text(n.name) or f"{op}#{i}"
+            op, domain = n.text(N.OP_TYPE), n.text(N.DOMAIN)
+            label = n.text(N.NAME) or f"{op}#{i}"
             if self.counting:
                 self.counts["nodes"] += 1
                 self.ops[op if domain in DEFAULT_DOMAINS else f"{domain}:{op}"] += 1
                 if domain not in DEFAULT_DOMAINS and domain not in self.domains:
                     self.domains.add(domain)
                     self.art.observe("onnx.domain", domain, self.p.path, op=op, graph=path)
+            attributes = list(n.messages(N.ATTRIBUTE)) if n.has(N.ATTRIBUTE) else []
             if op == "Constant" and domain in DEFAULT_DOMAINS:
-                self.constant(n, label, path)
-            for a in n.attribute:
-                if a.type == ATTR_GRAPH:
-                    subgraphs.append((a.g, f"{label}.{_text(a.name)}"))
-                elif a.type == ATTR_GRAPHS:
-                    subgraphs.extend((g, f"{label}.{_text(a.name)}[{j}]") for j, g in enumerate(a.graphs))
+                self.constant(n, attributes, label, path)
+            for a in attributes:
+                kind = a.sint(A.TYPE)
+                if kind == ATTR_GRAPH:
+                    subgraphs.append((a.message(A.GRAPH), f"{label}.{a.text(A.NAME)}"))
+                elif kind == ATTR_GRAPHS:
+                    subgraphs.extend((g, f"{label}.{a.text(A.NAME)}[{j}]")
+                                     for j, g in enumerate(a.messages(A.GRAPHS)))
         for g, seg in subgraphs:
             if self.counting:
                 self.counts["subgraphs"] += 1
@@ -326,8 +361,8 @@ class _Walk:
             raise LimitError(self.p.path, f"onnx: more than {self.p.limits.max_tensors} tensors")
         self.art.tensors.append(rec)
 
-    def dense(self, t: Any, value: str, path: str, attrs: dict[str, Any]) -> None:
-        if t.data_type == STRING:
+    def dense(self, t: Message, value: str, path: str, attrs: dict[str, Any]) -> None:
+        if t.sint(T.DATA_TYPE) == STRING:
             self.skip(value, path, "string tensor")
             return
         self.add(self.tensor(t, self.name(value, path), attrs))
@@ -335,93 +370,96 @@ class _Walk:
     def skip(self, value: str, path: str, reason: str) -> None:
         self.skipped.append({"name": value, "graph": path, "reason": reason})
 
-    def sparse(self, s: Any, value: str, path: str, attrs: dict[str, Any]) -> None:
+    def sparse(self, s: Message, value: str, path: str, attrs: dict[str, Any]) -> None:
         what = f"onnx: sparse tensor {value!r}"
-        dense = check_shape(self.p.path, list(s.dims), self.p.limits, what)
-        if s.values.data_type == STRING:
+        dense = check_shape(self.p.path, s.ints(S.DIMS), self.p.limits, what)
+        values_msg, indices_msg = s.message(S.VALUES), s.message(S.INDICES)
+        if values_msg.sint(T.DATA_TYPE) == STRING:
             self.skip(value, path, "string tensor")
             return
         base = self.name(value, path, (".values", ".indices"))
         attrs = {**attrs, "dense_shape": list(dense)}
-        values = self.tensor(s.values, base + ".values", {**attrs, "sparse": "values"})
-        indices = self.tensor(s.indices, base + ".indices", {**attrs, "sparse": "indices"})
+        values = self.tensor(values_msg, base + ".values", {**attrs, "sparse": "values"})
+        indices = self.tensor(indices_msg, base + ".indices", {**attrs, "sparse": "indices"})
         _check_sparse(self.p.path, what, dense, values, indices)
         self.add(values)
         self.add(indices)
 
-    def tensor(self, t: Any, name: str, attrs: dict[str, Any]) -> TensorRecord:
-        """The record of one TensorProto: external file range, raw bytes or typed values."""
+    def tensor(self, t: Message, name: str, attrs: dict[str, Any]) -> TensorRecord:
+        """The record of one TensorProto: external file range, raw bytes (a range of the mapped
+        file) or typed values (converted to little-endian bytes)."""
         what = f"onnx: tensor {name!r}"
-        dt = _dtype(self.p.path, t.data_type, what)
-        shape = check_shape(self.p.path, list(t.dims), self.p.limits, what)
-        if t.HasField("segment"):
+        code = t.sint(T.DATA_TYPE)
+        dt = _dtype(self.p.path, code, what)
+        shape = check_shape(self.p.path, t.ints(T.DIMS), self.p.limits, what)
+        if t.has(T.SEGMENT):
             raise UnsupportedError(self.p.path, f"{what} is stored in segments, which assay does "
                                    "not read")
         numel = _numel(shape)
-        if t.data_location == EXTERNAL:
+        if t.sint(T.DATA_LOCATION) == EXTERNAL:
             return self.external(t, name, dt, shape, attrs)
-        if t.HasField("raw_data"):
-            raw = t.raw_data
-            if len(raw) != dt.nbytes(numel):
-                raise FormatError(self.p.path, f"{what}: raw_data holds {len(raw)} bytes but "
+        raw = t.span(T.RAW_DATA)
+        if raw is not None:
+            length = raw[1] - raw[0]
+            if length != dt.nbytes(numel):
+                raise FormatError(self.p.path, f"{what}: raw_data holds {length} bytes but "
                                   f"{dt.name}{list(shape)} needs {dt.nbytes(numel)}")
-            return record_from_buffer(name, dt, shape, raw, self.p.path, **attrs)
-        fname = self.onnx.helper.tensor_dtype_to_field(t.data_type)
-        count, need = len(getattr(t, fname)), numel * (2 if t.data_type in COMPLEX else 1)
+            return record_from_file(name, dt, shape, self.p.path, raw[0], **attrs)
+        number, fname, code_char = TYPED_FIELDS[code]
+        raw_bytes, count = _typed_values(t, number, code_char)
+        need = numel * (2 if code in COMPLEX else 1)
         if count != need:
             raise FormatError(self.p.path, f"{what}: {fname} holds {count} values but "
                               f"{dt.name}{list(shape)} needs {need}")
-        return self.array(name, self.onnx.numpy_helper.to_array(t), dt, attrs)
-
-    def array(self, name: str, arr: np.ndarray, dt: DType, attrs: dict[str, Any]) -> TensorRecord:
-        """A record from a converted array, reinterpreted bit for bit if NumPy's dtype differs."""
-        if from_numpy(arr.dtype) != dt:
-            if dt.numpy is None or arr.dtype.itemsize != dt.itemsize:
-                raise FormatError(self.p.path, f"onnx: tensor {name!r}: values convert to "
-                                  f"{arr.dtype}, not {dt.name}")
-            arr = arr.view(dt.numpy)
-        return _array_record(name, arr, dt, self.p.path, attrs)
+        return record_from_buffer(name, dt, shape, raw_bytes, self.p.path, **attrs)
 
     # -- Constant nodes --
 
-    def constant(self, n: Any, label: str, path: str) -> None:
+    def constant(self, n: Message, attributes: list[Message], label: str, path: str) -> None:
         where = f"onnx: Constant node {label!r}"
-        values = [a for a in n.attribute if _text(a.name) in ATTR_TYPES]
+        values = [a for a in attributes if a.text(A.NAME) in ATTR_TYPES]
         if len(values) != 1:
             raise FormatError(self.p.path, f"{where} must have exactly one value attribute "
                               f"(has {len(values)})")
         a = values[0]
-        kind = _text(a.name)
-        value = _text(n.output[0]) if len(n.output) and n.output[0] else label
-        if _text(a.ref_attr_name):
-            self.skip(value, path, f"{kind} refers to function attribute {_text(a.ref_attr_name)!r}")
+        kind = a.text(A.NAME)
+        outputs = n.texts(N.OUTPUT)
+        value = outputs[0] if outputs and outputs[0] else label
+        ref = a.text(A.REF_ATTR_NAME)
+        if ref:
+            self.skip(value, path, f"{kind} refers to function attribute {ref!r}")
             return
-        if a.type != ATTR_TYPES[kind]:
-            raise FormatError(self.p.path, f"{where}: attribute {kind!r} has type {a.type}, "
+        if a.sint(A.TYPE) != ATTR_TYPES[kind]:
+            raise FormatError(self.p.path, f"{where}: attribute {kind!r} has type {a.sint(A.TYPE)}, "
                               f"not {ATTR_TYPES[kind]}")
         if self.counting:
             self.counts["constants"] += 1
         attrs = {"onnx_name": value, "graph": path, "source": "constant"}
         if kind == "value":
-            self.dense(a.t, value, path, attrs)
+            self.dense(a.message(A.TENSOR), value, path, attrs)
         elif kind == "sparse_value":
-            self.sparse(a.sparse_tensor, value, path, attrs)
+            self.sparse(a.message(A.SPARSE_TENSOR), value, path, attrs)
         elif kind in ("value_string", "value_strings"):
             self.skip(value, path, "string constant")
         else:
             self.add(self.scalars(a, kind, self.name(value, path), attrs))
 
-    def scalars(self, a: Any, kind: str, name: str, attrs: dict[str, Any]) -> TensorRecord:
-        import numpy as np
-
-        data = {"value_float": a.f, "value_floats": list(a.floats), "value_int": a.i,
-                "value_ints": list(a.ints)}[kind]
-        dt = DTYPES["float32" if "float" in kind else "int64"]
-        return _array_record(name, np.array(data, dtype=dt.numpy), dt, self.p.path, attrs)
+    def scalars(self, a: Message, kind: str, name: str, attrs: dict[str, Any]) -> TensorRecord:
+        if kind == "value_float":
+            dt, shape, raw = DTYPES["float32"], (), struct.pack("<f", a.float32(A.FLOAT))
+        elif kind == "value_floats":
+            raw = a.fixed(A.FLOATS, 4)
+            dt, shape = DTYPES["float32"], (len(raw) // 4,)
+        elif kind == "value_int":
+            dt, shape, raw = DTYPES["int64"], (), struct.pack("<q", a.sint(A.INT))
+        else:
+            ints = a.ints(A.INTS)
+            dt, shape, raw = DTYPES["int64"], (len(ints),), struct.pack(f"<{len(ints)}q", *ints)
+        return record_from_buffer(name, dt, shape, raw, self.p.path, **attrs)
 
     # -- external data --
 
-    def external(self, t: Any, name: str, dt: DType, shape: tuple[int, ...],
+    def external(self, t: Message, name: str, dt: DType, shape: tuple[int, ...],
                  attrs: dict[str, Any]) -> TensorRecord:
         what = f"onnx: tensor {name!r} external data"
         info = self.external_info(t, what)
@@ -443,12 +481,13 @@ class _Walk:
             self.art.files.append(target)
         return record_from_file(name, dt, shape, target, offset, location=location, **attrs)
 
-    def external_info(self, t: Any, what: str) -> dict[str, str]:
+    def external_info(self, t: Message, what: str) -> dict[str, str]:
         info: dict[str, str] = {}
-        for entry in t.external_data:
-            key, value = entry.key, entry.value
-            if isinstance(key, bytes) or isinstance(value, bytes):
-                raise FormatError(self.p.path, f"{what}: key or value is not valid UTF-8")
+        for entry in t.messages(T.EXTERNAL_DATA):
+            try:
+                key, value = entry.strict_text(KEY), entry.strict_text(VALUE)
+            except UnicodeDecodeError:
+                raise FormatError(self.p.path, f"{what}: key or value is not valid UTF-8") from None
             if key in info:
                 raise FormatError(self.p.path, f"{what}: key {key!r} given twice")
             info[key] = value
@@ -479,16 +518,30 @@ class _Walk:
         return real
 
 
+def _typed_values(t: Message, number: int, code: str) -> tuple[bytes, int]:
+    """The little-endian bytes of a typed value field and how many values it holds, converted
+    the way ONNX defines: int32_data carries every type narrower than 32 bits (float16,
+    bfloat16 and float8 as their bit patterns, bool as 0 / non-zero), uint64_data carries uint32
+    and uint64, complex values come as (real, imaginary) pairs."""
+    if code in "fd":
+        raw = t.fixed(number, 4 if code == "f" else 8)
+        return raw, len(raw) // (4 if code == "f" else 8)
+    ints = t.ints(number, signed=number != T.UINT64_DATA)
+    n = len(ints)
+    if code == "?":
+        return bytes(1 if v else 0 for v in ints), n
+    bits = struct.calcsize(code) * 8
+    mask = (1 << bits) - 1
+    if code in "bhiq":
+        half = 1 << (bits - 1)
+        wrapped = [((v + half) & mask) - half for v in ints]
+    else:
+        wrapped = [v & mask for v in ints]
+    return struct.pack(f"<{n}{code}", *wrapped), n
+
+
 def _numel(shape: tuple[int, ...]) -> int:
     return math.prod(shape)
-
-
-def _array_record(name: str, arr: np.ndarray, dt: DType, path: str, attrs: dict[str, Any]) -> TensorRecord:
-    """An in-memory record of an array, as little-endian bytes. (`record_from_array` is not used:
-    it turns 0-d arrays into shape (1,) and cannot take ml_dtypes arrays such as bfloat16.)"""
-    big = arr.dtype.byteorder == ">" or (arr.dtype.byteorder == "=" and sys.byteorder == "big")
-    raw = (arr.byteswap() if big and arr.dtype.itemsize > 1 else arr).tobytes()
-    return record_from_buffer(name, dt, tuple(arr.shape), raw, path, **attrs)
 
 
 def _dtype(path: str, code: int, what: str) -> DType:
@@ -517,48 +570,51 @@ def _check_sparse(path: str, what: str, dense: tuple[int, ...], values: TensorRe
 
 # -- metadata ---------------------------------------------------------------------------------------
 
-def _metadata(model: Any, walk: _Walk) -> dict[str, Any]:
+def _metadata(model: Message, walk: _Walk) -> dict[str, Any]:
     return {
-        "ir_version": model.ir_version,
-        "producer_name": _text(model.producer_name),
-        "producer_version": _text(model.producer_version),
-        "domain": _text(model.domain),
-        "model_version": model.model_version,
-        "doc_string": _doc(_text(model.doc_string)),
-        "opset_import": [{"domain": _text(o.domain), "version": o.version} for o in model.opset_import],
-        "metadata_props": {_text(e.key): _text(e.value) for e in model.metadata_props},
-        "graph": _graph_summary(model.graph, walk),
-        "functions": [f"{_text(f.domain)}:{_text(f.name)}" for f in model.functions],
-        "training_info": len(model.training_info),
+        "ir_version": model.sint(M.IR_VERSION),
+        "producer_name": model.text(M.PRODUCER_NAME),
+        "producer_version": model.text(M.PRODUCER_VERSION),
+        "domain": model.text(M.DOMAIN),
+        "model_version": model.sint(M.MODEL_VERSION),
+        "doc_string": _doc(model.text(M.DOC_STRING)),
+        "opset_import": [{"domain": o.text(KEY), "version": o.sint(VALUE)}
+                         for o in model.messages(M.OPSET_IMPORT)],
+        "metadata_props": {e.text(KEY): e.text(VALUE) for e in model.messages(M.METADATA_PROPS)},
+        "graph": _graph_summary(model.message(M.GRAPH), walk),
+        "functions": [f"{f.text(F.DOMAIN)}:{f.text(F.NAME)}" for f in model.messages(M.FUNCTIONS)],
+        "training_info": model.count(M.TRAINING_INFO),
         "skipped_tensors": walk.skipped,
     }
 
 
-def _graph_summary(g: Any, walk: _Walk) -> dict[str, Any]:
-    initializer_names = {_text(t.name) for t in g.initializer}
+def _graph_summary(g: Message, walk: _Walk) -> dict[str, Any]:
+    initializer_names = {t.text(T.NAME) for t in g.messages(G.INITIALIZER)}
     return {
-        "name": _text(g.name),
-        "nodes": len(g.node),
+        "name": g.text(G.NAME),
+        "nodes": g.count(G.NODE),
         "nodes_total": walk.counts["nodes"],
         "op_types": dict(sorted(walk.ops.items())),
-        "inputs": [_value_info(v) for v in g.input if _text(v.name) not in initializer_names],
-        "outputs": [_value_info(v) for v in g.output],
-        "initializers": len(g.initializer),
-        "sparse_initializers": len(g.sparse_initializer),
+        "inputs": [_value_info(v) for v in g.messages(G.INPUT) if v.text(VI_NAME) not in initializer_names],
+        "outputs": [_value_info(v) for v in g.messages(G.OUTPUT)],
+        "initializers": g.count(G.INITIALIZER),
+        "sparse_initializers": g.count(G.SPARSE_INITIALIZER),
         "initializers_total": walk.counts["initializers"],
         "constants": walk.counts["constants"],
         "subgraphs": walk.counts["subgraphs"],
     }
 
 
-def _value_info(v: Any) -> dict[str, Any]:
-    kind = v.type.WhichOneof("value")
-    out: dict[str, Any] = {"name": _text(v.name), "type": kind or "unknown"}
-    if kind in ("tensor_type", "sparse_tensor_type"):
-        tt = getattr(v.type, kind)
-        out["type"] = _elem_name(tt.elem_type) if kind == "tensor_type" else \
-            f"sparse {_elem_name(tt.elem_type)}"
-        out["shape"] = [_dim(d) for d in tt.shape.dim] if tt.HasField("shape") else None
+def _value_info(v: Message) -> dict[str, Any]:
+    ty = v.message(VI_TYPE)
+    number = ty.last_of(*TYPE_KINDS)
+    kind = TYPE_KINDS.get(number) if number is not None else None
+    out: dict[str, Any] = {"name": v.text(VI_NAME), "type": kind or "unknown"}
+    if number is not None and kind in ("tensor_type", "sparse_tensor_type"):
+        tt = ty.message(number)
+        elem = _elem_name(tt.sint(ELEM_TYPE))
+        out["type"] = elem if kind == "tensor_type" else f"sparse {elem}"
+        out["shape"] = [_dim(d) for d in tt.message(SHAPE).messages(DIM)] if tt.has(SHAPE) else None
     return out
 
 
@@ -569,11 +625,11 @@ def _elem_name(code: int) -> str:
     return "string" if code == STRING else SUB_BYTE.get(code, f"type{code}").lower()
 
 
-def _dim(d: Any) -> int | str | None:
-    kind = d.WhichOneof("value")
-    if kind == "dim_value":
-        return d.dim_value
-    return _text(d.dim_param) if kind == "dim_param" else None
+def _dim(d: Message) -> int | str | None:
+    kind = d.last_of(DIM_VALUE, DIM_PARAM)
+    if kind == DIM_VALUE:
+        return d.sint(DIM_VALUE)
+    return d.text(DIM_PARAM) if kind == DIM_PARAM else None
 
 
 def _doc(text: str) -> str | dict[str, Any]:
