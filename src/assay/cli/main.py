@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import sys
 from enum import StrEnum
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
@@ -17,8 +17,10 @@ from assay.cli.common import EXIT_ERROR, EXIT_FOUND, EXIT_OK, fail
 from assay.cli.progress import ByteProgress, ScanProgress
 from assay.errors import AssayError
 
-app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
-                  help="Read, scan, identify and trace model weights without executing them.")
+_APP_SETTINGS: dict[str, Any] = dict(
+    add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
+    help="Read, scan, identify and trace model weights without executing them.")
+app = typer.Typer(**_APP_SETTINGS)
 
 
 
@@ -196,9 +198,29 @@ def _root() -> None:
     """assay: pretrained model weights, treated like binaries."""
 
 
+def _only(name: str) -> typer.Typer:
+    """The app with only the command (or command group) `name` registered: Typer builds a click
+    command for every registered function with its parameters on each start, which costs more
+    than the rest of a small scan; the one asked for is enough. `app` itself when `name` is not
+    a command (help, a typo: the full app answers)."""
+    def called(info: typer.models.CommandInfo) -> str:
+        return info.name or (info.callback.__name__.replace("_", "-") if info.callback else "")
+
+    commands = [c for c in app.registered_commands if called(c) == name]
+    groups = [g for g in app.registered_groups if g.name == name]
+    if not commands and not groups:
+        return app
+    one = typer.Typer(**_APP_SETTINGS)
+    one.registered_commands = commands
+    one.registered_groups = groups
+    one.registered_callback = app.registered_callback
+    return one
+
+
 def main() -> None:
     try:
-        app()
+        words = [a for a in sys.argv[1:2] if not a.startswith("-")]
+        (_only(words[0]) if words else app)()
     except KeyboardInterrupt:
         sys.stderr.write("assay: interrupted\n")
         sys.exit(130)

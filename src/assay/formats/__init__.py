@@ -60,15 +60,24 @@ def readers() -> list[Reader]:
 
 
 def _libraries(head: bytes) -> tuple[str, ...]:
-    """Libraries that reading (and scanning) a file with this head will import."""
+    """Libraries that reading (and scanning) a file with this head will import. Pickles, torch
+    zips, ONNX and GGUF are read without any (the pickle machine, the protobuf walk and the
+    GGUF parser are assay's own); NumPy is for .npy/.npz and joblib arrays, h5py for HDF5."""
     if any(head[at:at + 8] == b"\x89HDF\r\n\x1a\n" for at in (0, 512, 1024, 2048)):
         return ("numpy", "h5py")
     if head[:4] == b"GGUF":
-        return ("numpy", "jinja2")        # GGUF metadata often carries a chat template
-    if len(head) > 2 and head[0] == 0x08 and 1 <= head[1] <= 20:
-        return ("numpy", "onnx")
-    if head[:2] == b"PK" or head[:6] == b"\x93NUMPY" or (head[:1] == b"\x80" and head[1:2] < b"\x06"):
+        return ("jinja2",)                # GGUF metadata often carries a chat template
+    if head[:4] == b"PK\x03\x04":
+        first = head[30:30 + int.from_bytes(head[26:28], "little")]    # the first member's name
+        if first.endswith(b".npy"):
+            return ("numpy",)
+        if first in (b"metadata.json", b"config.json", b"model.weights.h5"):
+            return ("numpy", "h5py")          # a .keras archive: weights in HDF5
+        return ()
+    if head[:6] == b"\x93NUMPY":
         return ("numpy",)
+    if head[:1] == b"\x80" and head[1:2] < b"\x06":
+        return ("numpy",) if b"numpy" in head or b"joblib" in head else ()
     if b"{%" in head or b"chat_template" in head:
         return ("jinja2",)
     return ()
@@ -77,7 +86,7 @@ def _libraries(head: bytes) -> tuple[str, ...]:
 def preload(paths: list[str], at_least: int = 2) -> None:
     """Import in this process the libraries that `at_least` of these files will need, before it
     forks workers: the workers then share one copy instead of each importing its own (h5py,
-    onnx with ml_dtypes, gguf and NumPy cost tenths of a second each). Reads 4 KiB per file."""
+    NumPy and jinja2 cost several hundredths of a second each). Reads 4 KiB per file."""
     import importlib
     from collections import Counter
 
