@@ -162,14 +162,21 @@ def scan(paths: list[str], *, policy: Policy | None = None, workers: int | None 
 
     pol = policy or default_policy()
     items = expand_paths(paths, limits)
-    if len(items) > 1:
-        from assay.formats import preload
-        preload([p for p, _ in items])
+    light: list[bool] | None = None
+    prepare: Callable[[], None] | None = None
+    if len(items) > 1:      # import the libraries most files need once, before workers fork
+        import assay.formats.pickle.machine  # noqa: F401  (every worker would import these)
+        from assay.formats import libraries_needed, preload, readers
+        readers()
+        needs = libraries_needed([p for p, _ in items])
+        light = [not libs for libs in needs]
+        prepare = partial(preload, needs)
     results: list[FileScan | None] = [None] * len(items)
     work = partial(scan_file, policy=pol, limits=limits)
     budget = jobs.Budget(seconds=seconds_per_file)
     done = 0
-    for idx, out in jobs.run(work, [p for p, _ in items], workers=workers, budget=budget):
+    for idx, out in jobs.run(work, [p for p, _ in items], workers=workers, budget=budget,
+                             light=light, prepare=prepare):
         if isinstance(out, jobs.Failed):
             out = FileScan(items[idx][0], None, error=f"{items[idx][0]}: {out.reason}")
         results[idx] = out
@@ -504,7 +511,8 @@ def audit_fairness(data: str, label: str, sensitive: str, *, model: str | None =
 def adapt(base: str, data: str, out_dir: str, *, options: AdaptOptions | None = None,
           holdout: str | None = None, progress: Callable[[str, int, int, str], None] | None = None,
           log: Callable[[str], None] | None = None, limits: Limits = DEFAULT_LIMITS) -> AdaptResult:
-    """Train a head (or a low-rank update and a head) on `data` over the frozen encoder `base`:
+    """Train a head (or a low-rank update and a head) on `data` over the frozen network `base`
+    (`options.task`: classify, regress or embed):
     writes a recipe into `out_dir/recipe`, builds it through the recipes runner (training runs in
     the build's child process), and writes the adapter, build record, `adapt.json`
     (`assay.adapt/1`) and a model-card stub to `out_dir`. Bad data raises `DataError`."""
@@ -534,11 +542,12 @@ def predict(model: str, data: str, *, text_column: str | None = None, label_colu
 
 
 def cost(model: str, *, data: str | None = None, text_column: str = "text", threads: int = 1,
-         batch: int = 16, seq_len: int = 64, epochs: int | None = None,
+         batch: int = 16, seq_len: int = 64, epochs: int | None = None, lora_layers: int = 2,
          limits: Limits = DEFAULT_LIMITS) -> CostReport:
     """Measure this machine's throughput on the encoder `model` (forward, LoRA step, full step)
     and estimate time and memory of head training, LoRA, full fine-tuning and training from
     scratch on `data` (or on a stated synthetic workload)."""
     from assay.adapt import cost as cost_mod
     return cost_mod.cost(str(model), lambda p: open_model(p, limits), data=data, text_column=text_column,
-                         threads=threads, batch=batch, seq_len=seq_len, epochs=epochs)
+                         threads=threads, batch=batch, seq_len=seq_len, epochs=epochs,
+                         lora_layers=lora_layers)

@@ -11,8 +11,9 @@ import multiprocessing.connection as mp_connection
 import os
 import signal
 import time
+from collections import deque
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 
@@ -39,6 +40,10 @@ def _limit_memory(nbytes: int | None) -> None:
         pass
 
 
+# At most this many inputs are sent ahead to the early worker: their paths fit in the pipe's
+# buffer, so the parent never blocks writing while the worker blocks on its own answers.
+EARLY_SHARE = 256
+AHEAD = 2
 ISOLATED = "ASSAY_ISOLATED"     # set in workers: a crash here is caught by the parent
 
 
@@ -67,39 +72,57 @@ def _worker(fn: Callable[[Any], Any], conn: Any, budget: Budget) -> None:
 class _Slot:
     proc: Any
     conn: Any
-    task: int | None = None
-    started: float = 0.0
+    early: bool = False                   # forked before `prepare` ran: prefers light inputs
+    queue: deque[int] = field(default_factory=deque)   # sent, not answered yet (answers keep order)
+    started: float = 0.0                  # when the input at the head of the queue started
 
 
 def run(fn: Callable[[Any], Any], args: list[Any], *, workers: int | None = None,
-        budget: Budget = Budget()) -> Iterator[tuple[int, Any]]:
+        budget: Budget = Budget(), light: list[bool] | None = None,
+        prepare: Callable[[], None] | None = None) -> Iterator[tuple[int, Any]]:
     """Yield (index, result) as inputs finish; a result is fn's return value or `Failed`.
 
     Each worker has its own pipe, so the parent always knows which input a worker holds, even
-    when the worker dies without a word."""
+    when the worker dies without a word.
+
+    `prepare` runs in the parent before the workers are forked, so that they share what it
+    imports. Inputs marked in `light` do not need it: when there are some, one worker is forked
+    first and sent a share of them at once, then `prepare` runs while that worker reads, then
+    the other workers are forked and take the other inputs first. Start-up and the first reads
+    overlap instead of following each other."""
     if not args:
         return
     ctx = mp.get_context("fork")
     n = max(1, min(workers or os.cpu_count() or 1, len(args)))
-    pending = list(range(len(args)))[::-1]
+    marked = light if light is not None and len(light) == len(args) else [False] * len(args)
+    light_q: deque[int] = deque(i for i in range(len(args)) if marked[i])
+    heavy_q: deque[int] = deque(i for i in range(len(args)) if not marked[i])
     slots: list[_Slot] = []
 
-    def spawn() -> _Slot:
+    def spawn(early: bool = False) -> _Slot:
         parent, child = ctx.Pipe()
         p = ctx.Process(target=_worker, args=(fn, child, budget), daemon=True)
         p.start()
         child.close()
-        slot = _Slot(p, parent)
+        slot = _Slot(p, parent, early)
         slots.append(slot)
         return slot
 
-    def assign(slot: _Slot) -> None:
-        if pending:
-            slot.task = pending.pop()
+    def send(slot: _Slot, task: int) -> None:
+        if not slot.queue:
             slot.started = time.monotonic()
-            slot.conn.send((slot.task, args[slot.task]))
-        else:
-            slot.task = None
+        slot.queue.append(task)
+        slot.conn.send((task, args[task]))
+
+    def top_up(slot: _Slot) -> None:
+        """Keep AHEAD inputs queued at the worker: it starts the next one without waiting for
+        the parent to read an answer and send more (on two busy cores that wait is not short)."""
+        while len(slot.queue) < AHEAD:
+            first, second = (light_q, heavy_q) if slot.early else (heavy_q, light_q)
+            q = first or second
+            if not q:
+                return
+            send(slot, q.popleft())
 
     def retire(slot: _Slot) -> None:
         slots.remove(slot)
@@ -108,34 +131,49 @@ def run(fn: Callable[[Any], Any], args: list[Any], *, workers: int | None = None
         slot.proc.join(5)
         slot.conn.close()
 
-    for _ in range(n):
-        assign(spawn())
+    if prepare is not None and light_q and n >= 2:
+        early = spawn(early=True)
+        for _ in range(max(1, min(len(light_q) // n, EARLY_SHARE))):
+            send(early, light_q.popleft())
+        prepare()
+        for _ in range(n - 1):
+            top_up(spawn())
+    else:
+        if prepare is not None:
+            prepare()
+        for _ in range(n):
+            top_up(spawn())
     done = 0
     try:
         while done < len(args):
-            busy = [s for s in slots if s.task is not None]
+            busy = [s for s in slots if s.queue]
             ready = mp_connection.wait([s.conn for s in busy], timeout=0.2)
             for slot in [s for s in busy if s.conn in ready]:
                 try:
                     idx, out = slot.conn.recv()
                 except (EOFError, OSError):
                     continue           # died mid-task: handled below
+                slot.queue.popleft()
+                slot.started = time.monotonic()
                 done += 1
                 yield idx, out
-                assign(slot)
+                top_up(slot)
             now = time.monotonic()
-            for slot in [s for s in slots if s.task is not None]:
+            for slot in [s for s in slots if s.queue]:
                 over = now - slot.started > budget.seconds
                 if over or not slot.proc.is_alive():
-                    task = slot.task
+                    task = slot.queue.popleft()
+                    for t in reversed(slot.queue):       # sent but never started: back in line
+                        (light_q if marked[t] else heavy_q).appendleft(t)
+                    slot.queue.clear()
                     retire(slot)
                     reason = (f"took longer than {budget.seconds:g} s" if over else
                               f"crashed the process reading it ({_death(slot.proc.exitcode)}); "
                               "refusing it")
                     done += 1
                     yield task, Failed(reason)
-                    if pending:
-                        assign(spawn())
+                    if light_q or heavy_q:
+                        top_up(spawn())
     finally:
         for slot in list(slots):
             try:

@@ -83,20 +83,26 @@ def _libraries(head: bytes) -> tuple[str, ...]:
     return ()
 
 
-def preload(paths: list[str], at_least: int = 2) -> None:
-    """Import in this process the libraries that `at_least` of these files will need, before it
-    forks workers: the workers then share one copy instead of each importing its own (h5py,
-    NumPy and jinja2 cost several hundredths of a second each). Reads 4 KiB per file."""
-    import importlib
-    from collections import Counter
-
-    need: Counter[str] = Counter()
+def libraries_needed(paths: list[str]) -> list[tuple[str, ...]]:
+    """For each file, the libraries reading it will import (from its first 4 KiB)."""
+    out: list[tuple[str, ...]] = []
     for path in paths:
         try:
             with open(path, "rb") as fh:
-                need.update(_libraries(fh.read(4096)))
+                out.append(_libraries(fh.read(4096)))
         except OSError:
-            continue
+            out.append(())
+    return out
+
+
+def preload(needs: list[tuple[str, ...]], at_least: int = 2) -> None:
+    """Import in this process the libraries that `at_least` of the files will need (`needs`
+    from `libraries_needed`), before it forks workers: the workers then share one copy instead
+    of each importing its own (h5py, NumPy and jinja2 cost several hundredths of a second each)."""
+    import importlib
+    from collections import Counter
+
+    need: Counter[str] = Counter(m for libs in needs for m in libs)
     for module, count in need.items():
         if count >= at_least:
             try:
