@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import fnmatch
 import tomllib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import cache
 from importlib import resources
 
@@ -43,6 +43,10 @@ class Policy:
     dangerous: tuple[Entry, ...]
     groups: dict[str, tuple[str, ...]]
     unknown_severity: str = "medium"
+    # verdicts already given, by (name, format): a TorchScript file asks about the same dozen
+    # globals a thousand times, and each answer matches every pattern of the policy
+    _seen: dict[tuple[str, str | None], Verdict] = field(default_factory=dict, compare=False,
+                                                         repr=False)
 
     def in_context(self, entry: Entry, fmt: str | None) -> bool:
         for c in entry.contexts:
@@ -51,6 +55,14 @@ class Policy:
         return False
 
     def classify(self, name: str, fmt: str | None) -> Verdict:
+        got = self._seen.get((name, fmt))
+        if got is None:
+            if len(self._seen) >= 65536:      # a crafted file may name endless globals
+                self._seen.clear()
+            got = self._seen[(name, fmt)] = self._classify(name, fmt)
+        return got
+
+    def _classify(self, name: str, fmt: str | None) -> Verdict:
         for e in self.dangerous:
             if e.matches(name):
                 return Verdict("dangerous", e)
