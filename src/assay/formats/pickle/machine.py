@@ -229,6 +229,14 @@ class PickleMachine:
 
         data = self.data
         n = len(data)
+
+        def byte() -> int:      # a 1-byte argument: the commonest, read without slicing
+            if self.pos >= n:
+                raise LimitError(self.path, "pickle: integer needs 1 bytes but only 0 remain",
+                                 member=self.member, offset=self.base + self.pos)
+            self.pos += 1
+            return data[self.pos - 1]
+
         while True:
             if self.pos >= n:
                 raise self._err("pickle ends without STOP")
@@ -240,7 +248,105 @@ class PickleMachine:
                 raise LimitError(self.path, "pickle: more opcodes than the limit",
                                  member=self.member, offset=self.base + op_at)
             c = chr(op)
-            if c == ".":  # STOP
+            if c == "q":
+                memo_put(byte(), top())
+            elif c == "h":
+                push(memo_get(byte()))
+            elif c == "\x94":
+                memo_put(len(memo), top())
+            elif c == "K":
+                push(byte())
+            elif c in "X\x8c\x8d":
+                k = byte() if c == "\x8c" else self._int(4 if c == "X" else 8)
+                raw = self.take(k, "unicode string")
+                try:
+                    push(str(raw, "utf-8", "surrogatepass"))
+                except UnicodeDecodeError:
+                    raise self._err("string is not valid UTF-8", op_at) from None
+            elif c == "(":
+                marks.append(len(stack))
+            elif c == "t":
+                push(tuple(pop_mark()))
+            elif c == ")":
+                push(())
+            elif c == "\x85":
+                push((pop(),))
+            elif c == "\x86":
+                b2 = pop()
+                push((pop(), b2))
+            elif c == "\x87":
+                c3 = pop()
+                b3 = pop()
+                push((pop(), b3, c3))
+            elif c == "R":
+                args = pop()
+                func = pop()
+                push(call(func, args, "reduce"))
+            elif c == "r":
+                memo_put(self._int(4), top())
+            elif c == "j":
+                push(memo_get(self._int(4)))
+            elif c == "M":
+                push(self._int(2))
+            elif c == "J":
+                push(self._int(4, signed=True))
+            elif c == "\x81":
+                args = pop()
+                cls = pop()
+                push(call(cls, args, "newobj"))
+            elif c == "b":
+                state = pop()
+                target = top()
+                if isinstance(target, Call):
+                    target.state = state
+                    target.built = True
+                    if self.build_hook is not None:
+                        self.build_hook(target, self)
+                elif isinstance(target, dict) and isinstance(state, dict):
+                    target.update(state)
+                else:
+                    # BUILD on a plain value: a real unpickler would call its __setstate__
+                    res.calls.append(Call(Global("builtins", type(target).__name__, op_at),
+                                          (state,), "build", self.base + op_at))
+            elif c == "}":
+                push({})
+            elif c == "]":
+                push([])
+            elif c == "s":
+                v = pop()
+                k2 = pop()
+                set_items(top(), [k2, v])
+            elif c == "u":
+                items = pop_mark()
+                set_items(top(), items)
+            elif c == "a":
+                v = pop()
+                append_items(top(), [v])
+            elif c in "e\x90":
+                items = pop_mark()
+                append_items(top(), items)
+            elif c == "N":
+                push(None)
+            elif c == "\x88":
+                push(True)
+            elif c == "\x89":
+                push(False)
+            elif c == "\x93":
+                name = pop()
+                module = pop()
+                push(make_global(module, name))
+            elif c == "c":
+                module = self._line().decode("utf-8", "replace")
+                name = self._line().decode("utf-8", "replace")
+                push(make_global(module, name))
+            elif c == "Q":
+                pid = Persistent(pop(), self.base + op_at)
+                res.persistent.append(pid)
+                push(pid)
+            elif c == "G":
+                import struct
+                push(struct.unpack(">d", self.take(8, "BINFLOAT"))[0])
+            elif c == ".":  # STOP
                 res.value = pop() if stack else None
                 res.end = self.base + self.pos
                 res.opcodes = ops
@@ -249,8 +355,6 @@ class PickleMachine:
                 res.protocol = self._int(1)
             elif c == "\x95":  # FRAME
                 self._int(8)
-            elif c == "(":
-                marks.append(len(stack))
             elif c == "0":
                 if stack and not (marks and len(stack) <= marks[-1]):
                     stack.pop()
@@ -260,12 +364,6 @@ class PickleMachine:
                 pop_mark()
             elif c == "2":
                 push(top())
-            elif c == "N":
-                push(None)
-            elif c == "\x88":
-                push(True)
-            elif c == "\x89":
-                push(False)
             elif c == "I":
                 line = self._line()
                 if line == b"01":
@@ -274,12 +372,6 @@ class PickleMachine:
                     push(False)
                 else:
                     push(self._parse_int(line, op_at))
-            elif c == "J":
-                push(self._int(4, signed=True))
-            elif c == "K":
-                push(self._int(1))
-            elif c == "M":
-                push(self._int(2))
             elif c == "L":
                 line = self._line()
                 push(self._parse_int(line[:-1] if line.endswith(b"L") else line, op_at))
@@ -297,9 +389,6 @@ class PickleMachine:
                     push(float(line))
                 except ValueError:
                     raise self._err("FLOAT argument is not a number", op_at) from None
-            elif c == "G":
-                import struct
-                push(struct.unpack(">d", self.take(8, "BINFLOAT"))[0])
             elif c == "S":
                 push(self._text_string(self._line(), op_at))
             elif c == "T":
@@ -314,13 +403,6 @@ class PickleMachine:
                     push(self._line().decode("raw_unicode_escape"))
                 except UnicodeDecodeError:
                     raise self._err("bad escape in UNICODE", op_at) from None
-            elif c in "X\x8c\x8d":
-                k = self._int({"X": 4, "\x8c": 1, "\x8d": 8}[c])
-                raw = self.take(k, "unicode string")
-                try:
-                    push(str(raw, "utf-8", "surrogatepass"))
-                except UnicodeDecodeError:
-                    raise self._err("string is not valid UTF-8", op_at) from None
             elif c in "BC\x8e\x96":
                 k = self._int({"B": 4, "C": 1, "\x8e": 8, "\x96": 8}[c])
                 b = self._bytes(k)
@@ -330,25 +412,8 @@ class PickleMachine:
                 push(PickleBuffer(len(res.persistent), self.base + op_at))
             elif c == "\x98":
                 pass  # READONLY_BUFFER: no-op on our symbolic buffer
-            elif c == ")":
-                push(())
-            elif c == "t":
-                push(tuple(pop_mark()))
-            elif c == "\x85":
-                push((pop(),))
-            elif c == "\x86":
-                b2 = pop()
-                push((pop(), b2))
-            elif c == "\x87":
-                c3 = pop()
-                b3 = pop()
-                push((pop(), b3, c3))
-            elif c == "]":
-                push([])
             elif c == "l":
                 push(list(pop_mark()))
-            elif c == "}":
-                push({})
             elif c == "d":
                 items = pop_mark()
                 d: dict = {}
@@ -362,42 +427,11 @@ class PickleMachine:
                     push(frozenset(items))
                 except TypeError:
                     raise self._err("unhashable frozenset item", op_at) from None
-            elif c == "a":
-                v = pop()
-                append_items(top(), [v])
-            elif c in "e\x90":
-                items = pop_mark()
-                append_items(top(), items)
-            elif c == "s":
-                v = pop()
-                k2 = pop()
-                set_items(top(), [k2, v])
-            elif c == "u":
-                items = pop_mark()
-                set_items(top(), items)
             elif c == "p":
                 line = self._line()
                 memo_put(self._parse_int(line, op_at), top())
-            elif c == "q":
-                memo_put(self._int(1), top())
-            elif c == "r":
-                memo_put(self._int(4), top())
-            elif c == "\x94":
-                memo_put(len(memo), top())
             elif c == "g":
                 push(memo_get(self._parse_int(self._line(), op_at)))
-            elif c == "h":
-                push(memo_get(self._int(1)))
-            elif c == "j":
-                push(memo_get(self._int(4)))
-            elif c == "c":
-                module = self._line().decode("utf-8", "replace")
-                name = self._line().decode("utf-8", "replace")
-                push(make_global(module, name))
-            elif c == "\x93":
-                name = pop()
-                module = pop()
-                push(make_global(module, name))
             elif c == "i":
                 module = self._line().decode("utf-8", "replace")
                 name = self._line().decode("utf-8", "replace")
@@ -408,39 +442,13 @@ class PickleMachine:
                 if not items:
                     raise self._err("OBJ without a class", op_at)
                 push(call(items[0], tuple(items[1:]), "obj"))
-            elif c == "R":
-                args = pop()
-                func = pop()
-                push(call(func, args, "reduce"))
-            elif c == "\x81":
-                args = pop()
-                cls = pop()
-                push(call(cls, args, "newobj"))
             elif c == "\x92":
                 kwargs = pop()
                 args = pop()
                 cls = pop()
                 push(call(cls, args, "newobj", kwargs if isinstance(kwargs, dict) else None))
-            elif c == "b":
-                state = pop()
-                target = top()
-                if isinstance(target, Call):
-                    target.state = state
-                    target.built = True
-                    if self.build_hook is not None:
-                        self.build_hook(target, self)
-                elif isinstance(target, dict) and isinstance(state, dict):
-                    target.update(state)
-                else:
-                    # BUILD on a plain value: a real unpickler would call its __setstate__
-                    res.calls.append(Call(Global("builtins", type(target).__name__, op_at),
-                                          (state,), "build", self.base + op_at))
             elif c == "P":
                 pid = Persistent(self._line().decode("ascii", "replace"), self.base + op_at)
-                res.persistent.append(pid)
-                push(pid)
-            elif c == "Q":
-                pid = Persistent(pop(), self.base + op_at)
                 res.persistent.append(pid)
                 push(pid)
             elif c in "\x82\x83\x84":
