@@ -23,7 +23,7 @@ from assay import Limits, ModelArtifact, open_model
 from assay.errors import FormatError, LimitError, UnknownFormatError, UnsupportedError
 from assay.formats import detect
 from assay.formats.base import Probe
-from assay.formats.leela import WireDecoder, read_lc0, read_leela_zero
+from assay.formats.leela import NetDecoder, read_lc0, read_leela_zero
 from tests.factories import leela as f
 
 
@@ -290,7 +290,7 @@ MAGIC = f.fixed32(1, f.LC0_MAGIC)
     (MAGIC + f.ld(10, f.ld(1, f.ld(1, f.ld(3, b"\x01\x02\x03"))))[:-1], FormatError,
      "field weights: length 9 runs past the end"),
     (MAGIC + f.ld(10, f.ld(1, f.ld(1, f.ld(3, b"\x01\x02") + b"\x0d\x00"))), FormatError,
-     "4-byte value runs past the end of its message"),
+     "field weights.input.weights.min_val: 4-byte value runs past the end of its message"),
     (MAGIC + b"\x00\x01", FormatError, "field number 0 is out of range"),
     (MAGIC + b"\x0f", FormatError, "field 1 has invalid wire type 7"),
     (MAGIC + b"\x0c", FormatError, "field 1 has a stray end-group wire type 4"),
@@ -363,7 +363,7 @@ def test_lc0_gzip_bomb_and_size_limit(tmp_path: Path) -> None:
 # --- Lc0: assay's wire decoder agrees with the protobuf runtime ---------------------------
 
 def _decode(blob: bytes) -> Any:
-    return f.plain_tree(WireDecoder(memoryview(blob), "x", Limits()).decode("Net", 0, len(blob)))
+    return f.plain_tree(NetDecoder(memoryview(blob), "x", Limits()).net())
 
 
 def _upb(blob: bytes) -> object:
@@ -400,6 +400,16 @@ def test_wire_decoder_matches_protobuf_on_tricky_encodings() -> None:
     layer = tree["weights"]["input"]["weights"]
     assert layer == {"params": b"cd", "dims": [3, 2, 3], "encoding": 2}
     assert tree["weights"]["headcount"] == 9
+    dec = NetDecoder(memoryview(TRICKY), "x", Limits())
+    dec.net()
+    assert sorted(dec.unknown) == ["7", "8", "99", "weights.4", "weights.9"]   # 7 is a group
+
+
+def test_lc0_wire_errors_keep_their_offset(tmp_path: Path) -> None:
+    p = f.write_text(tmp_path / "w.pb", MAGIC + f.key(10, 2) + f.varint(1000) + b"\x0a\x02")
+    with pytest.raises(FormatError, match="field weights: length 1000") as info:
+        read_lc0(Probe.of(str(p), Limits()))
+    assert info.value.offset == 6                  # the length, after the magic and the key
 
 
 def test_wire_decoder_matches_protobuf_on_mutations() -> None:

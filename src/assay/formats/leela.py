@@ -15,25 +15,38 @@ weights, fc2 biases). Weights are (out, in, kh, kw) and (out, in), row-major. Th
 filter counts and every head size are derived from the data; every line's length is checked.
 
 Lc0 (`proto/net.proto` of lc0 / lczero-common, package `pblczero`): a protobuf `Net` message
-whose first field is `magic` (fixed32, 0x1c0). It is decoded by a small bounded walker over the
-protobuf wire format, driven by the table `NET_PROTO` below (the published field numbers), not
-by the protobuf runtime: upb would need tens of bytes of memory per embedded message before any
-limit could be checked, while the walker bounds fields and messages by `Limits.max_tensors`
-and keeps the byte offset of every tensor. Every `Weights.Layer` under `Net.weights` becomes
-one tensor named by its field path.
+whose first field is `magic` (fixed32, 0x1c0). The wire format is read by `assay.io.protobuf`
+(field tables over the buffer, with a `Budget` bounding fields and messages by
+`Limits.max_tensors`), and turned into dicts following the table `NET_PROTO` below (the
+published field numbers), not by the protobuf runtime: upb would need tens of bytes of memory
+per embedded message before any limit could be checked, while this keeps the bounds and the
+byte offset of every tensor. Every `Weights.Layer` under `Net.weights` becomes one tensor named
+by its field path.
 """
 
 from __future__ import annotations
 
 import math
 import re
-import struct
 import zlib
+from collections.abc import Callable
 from dataclasses import dataclass
+from functools import cached_property
 from typing import TYPE_CHECKING, Any, BinaryIO
 
 from assay.errors import FormatError, LimitError, UnsupportedError
 from assay.formats.base import Probe, Reader, record_from_array, record_from_buffer, record_from_file
+from assay.io.protobuf import (
+    I32,
+    LEN,
+    MAX_GROUP_DEPTH,
+    VARINT,
+    BoundedMessage,
+    Budget,
+    LimitExceeded,
+    Message,
+    WireError,
+)
 from assay.limits import Limits
 from assay.model.artifact import ModelArtifact
 from assay.model.dtypes import DTYPES
@@ -283,7 +296,8 @@ LC0_MAGIC = 0x1C0
 LC0_PREFIX = b"\x0d" + LC0_MAGIC.to_bytes(4, "little")   # field 1, wire type 5 (fixed32)
 
 # The messages of pblczero's net.proto that assay reads, one per line (indented lines continue
-# the message above): `field=number:type`, the type `Layer` when left out, `*` for repeated.
+# the message above): `field=number:type`, the type `Layer` when left out, `*` for repeated
+# (a message, or `uint32`: the scalar kinds `REPEATED_READ` knows).
 # Strings are kept as bytes (decoded leniently for metadata) and enums as integers (named from
 # `ENUMS`), so invalid text or an enum value this table does not know stays visible.
 NET_PROTO = """
@@ -344,11 +358,21 @@ def parse_schema(text: str) -> dict[str, list[tuple[str, int, str]]]:
     return schema
 
 
+SCALAR_WIRE = {"uint32": VARINT, "float": I32, "fixed32": I32, "bytes": LEN}   # messages: LEN
+
+
 @dataclass(frozen=True)
 class Field:
     name: str
     kind: str            # "uint32", "float", "fixed32", "bytes" or a message name
     repeated: bool
+
+    @cached_property
+    def wires(self) -> frozenset[int]:
+        """The wire types it is read from (a repeated scalar may be packed); an entry with
+        another one is an unknown field."""
+        natural = SCALAR_WIRE.get(self.kind, LEN)
+        return frozenset((natural, LEN) if self.repeated else (natural,))
 
 
 SCHEMA: dict[str, dict[int, Field]] = {
@@ -388,14 +412,15 @@ LAYER_ENCODINGS = {1: ("LINEAR16", "uint16"), 2: ("FLOAT16", "float16"),
                    3: ("BFLOAT16", "bfloat16"), 4: ("FLOAT32", "float32")}
 MAX_UNKNOWN_LISTED = 256
 
-# Wire types and bounds of the protobuf encoding.
-VARINT, I64, LEN, SGROUP, EGROUP, I32 = range(6)
-SCALAR_WIRE = {"uint32": VARINT, "float": I32, "fixed32": I32, "bytes": LEN}
-MAX_FIELD_NUMBER = (1 << 29) - 1
-MAX_VARINT_BYTES = 10
-MAX_GROUP_DEPTH = 64
+# The bounds of one decode (a `Budget` of `assay.io.protobuf`).
 FIELDS_PER_TENSOR = 16       # protobuf fields allowed per allowed tensor (Limits.max_tensors)
 MESSAGES_PER_TENSOR = 2      # embedded messages allowed per allowed tensor
+LIMIT_MESSAGES = {           # LimitExceeded.what -> lc0's message
+    "fields": f"too many protobuf fields (limit {FIELDS_PER_TENSOR} per allowed tensor)",
+    "values": "too many packed values",
+    "messages": f"too many embedded messages (limit {MESSAGES_PER_TENSOR} per allowed tensor)",
+    "depth": f"groups nested deeper than {MAX_GROUP_DEPTH}",
+}
 
 
 @dataclass(frozen=True)
@@ -409,152 +434,106 @@ class Blob:
 Decoded = dict[str, Any]   # field name -> value; message fields are Decoded, repeated ones lists
 
 
-class WireDecoder:
-    """Bounded decoding of the protobuf wire format into dicts, following `SCHEMA`.
+def _blob(msg: Message, number: int) -> Blob:
+    start, stop = msg.span(number) or (0, 0)
+    return Blob(start, memoryview(msg.buf)[start:stop])
+
+
+SCALAR_READ: dict[str, Callable[[Message, int], Any]] = {
+    "uint32": Message.uint32, "float": Message.float32, "fixed32": Message.fixed32, "bytes": _blob}
+REPEATED_READ: dict[str, Callable[[Message, int], list[Any]]] = {"uint32": Message.uint32s}
+
+
+class NetDecoder:
+    """pblczero messages as `Decoded` dicts following `SCHEMA`, from the field tables that
+    `assay.io.protobuf` parses (the wire format, its checks and its bounds are there).
 
     protobuf's rules: a repeated scalar may come packed or not; a singular field seen twice
     keeps the last value, a singular message seen twice is merged; a field whose number the
-    schema does not know, or that comes with another wire type, is an unknown field and is
-    skipped (groups included). Every length is checked against the bytes of its message; the
-    number of fields and of embedded messages is bounded by `Limits.max_tensors`."""
+    schema does not know, or that comes with another wire type, is an unknown field, listed in
+    `unknown` and skipped (groups included). The fields and embedded messages of the whole
+    decode share one `Budget` derived from `Limits.max_tensors`."""
 
     def __init__(self, buf: memoryview, path: str, limits: Limits) -> None:
         self.buf, self.path = buf, path
-        self.fields_left = FIELDS_PER_TENSOR * limits.max_tensors + 1024
-        self.messages_left = MESSAGES_PER_TENSOR * limits.max_tensors + 64
+        self.budget = Budget(FIELDS_PER_TENSOR * limits.max_tensors + 1024,
+                             MESSAGES_PER_TENSOR * limits.max_tensors + 64)
         self.unknown: list[str] = []
 
-    def fail(self, message: str, at: int) -> FormatError:
-        return FormatError(self.path, f"lc0: {message}", offset=at)
+    def net(self) -> Decoded:
+        """The whole buffer as a `Net`."""
+        try:
+            top = BoundedMessage(self.buf, [(0, len(self.buf))], self.budget)
+        except WireError as e:
+            raise self.error(e, "Net", "") from None
+        return self.convert("Net", top, "")
 
-    def decode(self, kind: str, start: int, end: int, into: Decoded | None = None,
-               where: str = "") -> Decoded:
-        msg: Decoded = {} if into is None else into
-        fields, pos = SCHEMA[kind], start
-        while pos < end:
-            at = pos
-            number, wire, pos = self.tag(pos, end)
-            f = fields.get(number)
-            if f is not None and _wire_ok(f, wire):
-                pos = self.known(msg, f, wire, pos, end, where)
-            else:
+    def error(self, e: WireError, kind: str, where: str) -> FormatError:
+        """A wire error met while parsing a `kind` message at path `where`, as lc0's
+        FormatError (LimitError for a bound), with its byte offset."""
+        if isinstance(e, LimitExceeded):
+            return LimitError(self.path, f"lc0: {LIMIT_MESSAGES[e.what]}", offset=e.offset)
+        return FormatError(self.path, f"lc0: {_describe(e, kind, where)}", offset=e.offset)
+
+    def convert(self, kind: str, msg: Message, where: str) -> Decoded:
+        out: Decoded = {}
+        schema = SCHEMA[kind]
+        for number, entries in msg.fields.items():
+            if number < 0:                       # a group (io.protobuf lists it so): unknown
+                self.note_unknown(f"{where}{-number}")
+                continue
+            f = schema.get(number)
+            wires = f.wires if f is not None else frozenset()
+            other = [e for e in entries if e[0] not in wires]
+            if other:
                 self.note_unknown(f"{where}{number}")
-                pos = self.skip(number, wire, pos, end, 0, at)
-        return msg
+            if f is not None and len(other) < len(entries):
+                out[f.name] = self.value(kind, f, msg, number, where)
+        return out
 
-    def tag(self, pos: int, end: int) -> tuple[int, int, int]:
-        at = pos
-        if self.fields_left <= 0:
-            raise LimitError(self.path, "lc0: too many protobuf fields (limit "
-                             f"{FIELDS_PER_TENSOR} per allowed tensor)", offset=at)
-        self.fields_left -= 1
-        tag, pos = self.varint(pos, end)
-        number, wire = tag >> 3, tag & 7
-        if not 0 < number <= MAX_FIELD_NUMBER:
-            raise self.fail(f"field number {number} is out of range", at)
-        return number, wire, pos
-
-    def varint(self, pos: int, end: int) -> tuple[int, int]:
-        value = 0
-        for i in range(MAX_VARINT_BYTES):
-            if pos + i >= end:
-                raise self.fail("varint runs past the end of its message", pos)
-            b = self.buf[pos + i]
-            value |= (b & 0x7F) << (7 * i)
-            if b < 0x80:
-                return value, pos + i + 1
-        raise self.fail(f"varint longer than {MAX_VARINT_BYTES} bytes", pos)
-
-    def length(self, pos: int, end: int, what: str) -> tuple[int, int]:
-        n, start = self.varint(pos, end)
-        if n > end - start:
-            raise self.fail(f"{what}: length {n} runs past the end of its message "
-                            f"({end - start} bytes left)", pos)
-        return start, start + n
-
-    def fixed(self, pos: int, end: int, size: int) -> int:
-        if end - pos < size:
-            raise self.fail(f"{size}-byte value runs past the end of its message", pos)
-        return pos + size
-
-    def known(self, msg: Decoded, f: Field, wire: int, pos: int, end: int, where: str) -> int:
-        if wire == LEN:
-            start, stop = self.length(pos, end, f"field {where}{f.name}")
-            if f.kind in SCHEMA:
-                self.embedded(msg, f, start, stop, where)
-            elif f.kind == "bytes":
-                msg[f.name] = Blob(start, self.buf[start:stop])
-            else:
-                self.packed(msg.setdefault(f.name, []), f, start, stop)
-            return stop
-        value, pos = self.scalar(f, wire, pos, end)
-        if f.repeated:
-            msg.setdefault(f.name, []).append(value)
-        else:
-            msg[f.name] = value
-        return pos
-
-    def scalar(self, f: Field, wire: int, pos: int, end: int) -> tuple[Any, int]:
-        if wire == VARINT:
-            value, pos = self.varint(pos, end)
-            return value & 0xFFFFFFFF, pos
-        stop = self.fixed(pos, end, 4)
-        return struct.unpack_from("<f" if f.kind == "float" else "<I", self.buf, pos)[0], stop
-
-    def packed(self, items: list[Any], f: Field, pos: int, end: int) -> None:
-        wire = SCALAR_WIRE[f.kind]
-        while pos < end:
-            if self.fields_left <= 0:
-                raise LimitError(self.path, "lc0: too many packed values", offset=pos)
-            self.fields_left -= 1
-            value, pos = self.scalar(f, wire, pos, end)
-            items.append(value)
-
-    def embedded(self, msg: Decoded, f: Field, start: int, stop: int, where: str) -> None:
-        self.messages_left -= 1
-        if self.messages_left < 0:
-            raise LimitError(self.path, "lc0: too many embedded messages (limit "
-                             f"{MESSAGES_PER_TENSOR} per allowed tensor)", offset=start)
+    def value(self, kind: str, f: Field, msg: Message, number: int, where: str) -> Any:
         name = where + f.name
+        if f.kind in SCHEMA and f.repeated:
+            return self.children(f.kind, msg, number, name)
+        if f.kind in SCHEMA:
+            try:
+                child = msg.message(number)
+            except WireError as e:
+                raise self.error(e, f.kind, name + ".") from None
+            return self.convert(f.kind, child, name + ".")
         if f.repeated:
-            items = msg.setdefault(f.name, [])
-            items.append(self.decode(f.kind, start, stop, None, f"{name}.{len(items)}."))
-        else:
-            msg[f.name] = self.decode(f.kind, start, stop, msg.get(f.name), name + ".")
+            try:
+                return REPEATED_READ[f.kind](msg, number)
+            except WireError as e:
+                raise self.error(e, kind, where) from None
+        return SCALAR_READ[f.kind](msg, number)
 
-    def skip(self, number: int, wire: int, pos: int, end: int, depth: int, at: int) -> int:
-        if wire == VARINT:
-            return self.varint(pos, end)[1]
-        if wire in (I64, I32):
-            return self.fixed(pos, end, 8 if wire == I64 else 4)
-        if wire == LEN:
-            return self.length(pos, end, f"unknown field {number}")[1]
-        if wire == SGROUP:
-            return self.group(number, pos, end, depth + 1)
-        raise self.fail(f"field {number} has {'a stray end-group' if wire == EGROUP else 'invalid'} "
-                        f"wire type {wire}", at)
-
-    def group(self, number: int, pos: int, end: int, depth: int) -> int:
-        if depth > MAX_GROUP_DEPTH:
-            raise LimitError(self.path, f"lc0: groups nested deeper than {MAX_GROUP_DEPTH}", offset=pos)
-        while pos < end:
-            at = pos
-            inner, wire, pos = self.tag(pos, end)
-            if wire == EGROUP:
-                if inner != number:
-                    raise self.fail(f"group {number} is closed by the end tag of field {inner}", at)
-                return pos
-            pos = self.skip(inner, wire, pos, end, depth, at)
-        raise self.fail(f"group {number} is not closed", pos)
+    def children(self, kind: str, msg: Message, number: int, name: str) -> list[Decoded]:
+        """A repeated message field, each occurrence parsed as it is reached."""
+        items: list[Decoded] = []
+        occurrences = msg.messages(number)
+        while True:
+            where = f"{name}.{len(items)}."
+            try:
+                child = next(occurrences, None)
+            except WireError as e:
+                raise self.error(e, kind, where) from None
+            if child is None:
+                return items
+            items.append(self.convert(kind, child, where))
 
     def note_unknown(self, entry: str) -> None:
         if len(self.unknown) < MAX_UNKNOWN_LISTED and entry not in self.unknown:
             self.unknown.append(entry)
 
 
-def _wire_ok(f: Field, wire: int) -> bool:
-    natural = LEN if f.kind in SCHEMA else SCALAR_WIRE[f.kind]
-    return wire == natural or (f.repeated and wire == LEN)
+def _describe(e: WireError, kind: str, where: str) -> str:
+    """A wire error's reason, naming the field of a `kind` message (at `where`) it is in."""
+    if e.field is None:
+        return e.reason
+    f = SCHEMA[kind].get(e.field)
+    name = f"field {where}{f.name}" if f is not None else f"unknown field {where}{e.field}"
+    return f"{name}: {e.reason}"
 
 
 def sniff_lc0(p: Probe) -> bool:
@@ -564,8 +543,8 @@ def sniff_lc0(p: Probe) -> bool:
 def read_lc0(p: Probe) -> ModelArtifact:
     payload = load_payload(p, "lc0", mapped=True)
     buf = memoryview(payload.data)
-    dec = WireDecoder(buf, p.path, p.limits)
-    net = dec.decode("Net", 0, len(buf))
+    dec = NetDecoder(buf, p.path, p.limits)
+    net = dec.net()
     if net.get("magic") != LC0_MAGIC:
         got = hex(net["magic"]) if "magic" in net else "missing"
         raise FormatError(p.path, f"lc0: magic is {got}, expected {hex(LC0_MAGIC)}")
