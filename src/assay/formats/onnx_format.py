@@ -41,7 +41,7 @@ from assay.formats.base import (
     record_from_file,
     trailing,
 )
-from assay.io.protobuf import Message, WireError
+from assay.io.protobuf import Message, WireError, varint
 from assay.model.artifact import ModelArtifact
 from assay.model.dtypes import DTYPES, DType
 from assay.model.tensor import TensorRecord, map_file
@@ -61,15 +61,12 @@ OPSET_KEYS = {0x0A, 0x10}            # OperatorSetIdProto: domain (1, LEN), vers
 MAX_VARINT_BYTES = 10
 
 
-def _varint(buf: bytes, pos: int) -> tuple[int, int] | None:
+def _varint(buf: bytes | memoryview, pos: int) -> tuple[int, int] | None:
     """(value, next position), or None when the varint runs past `buf` or is too long."""
-    value = shift = 0
-    for i in range(pos, min(len(buf), pos + MAX_VARINT_BYTES)):
-        value |= (buf[i] & 0x7F) << shift
-        if buf[i] < 0x80:
-            return value, i + 1
-        shift += 7
-    return None
+    try:
+        return varint(buf, pos, len(buf))
+    except WireError:
+        return None
 
 
 def _first_key_ok(number: int, body: bytes) -> bool:
