@@ -10,8 +10,8 @@ process with the same thread count:
 
 | case | what |
 |---|---|
-| assay head | `assay adapt --no-cache` (linear head; 20% of the data for early stopping) |
-| assay lora | `assay adapt --method lora --rank 8 --no-cache` |
+| assay head | `assay adapt --no-cache` (linear head; early stopping on 20%, then refit on all 300 rows) |
+| assay lora | `assay adapt --method lora --rank 8 --no-cache` (query/value of the top 2 of 6 layers) |
 | st + logreg | sentence-transformers `encode` + scikit-learn `LogisticRegression` on all 300 rows |
 | st + logreg 80% | the same on the 240 rows assay trains on (assay holds 20% out for early stopping) |
 | full fine-tune | transformers `BertModel` + mean pooling + linear head, AdamW 5e-5, 4 epochs, batch 16 |
@@ -178,6 +178,14 @@ def main() -> int:
         est = {e["method"]: e["seconds"] for e in json.loads(stdout)["estimates"]}
     print(f"# adapt benchmark: {TRAIN.name} (300 rows) -> {HOLDOUT.name} (80 rows), {a.threads} threads, "
           f"median of {a.reps}")
+    from importlib.metadata import PackageNotFoundError, version
+    versions = []
+    for pkg in ("assay", "torch", "transformers", "sentence-transformers", "scikit-learn", "tokenizers"):
+        try:
+            versions.append(f"{pkg} {version(pkg)}")
+        except PackageNotFoundError:
+            versions.append(f"{pkg} -")
+    print("# " + ", ".join(versions))
     print(f"{'case':<16} {'holdout acc':>11} {'wall s':>8} {'train s':>8} {'peak MB':>8}")
     for name, r in rows.items():
         print(f"{name:<16} {r['accuracy']:>11.3f} {r['wall']:>8.1f} {r['train']:>8.1f} {r['peak_mb']:>8.0f}")

@@ -68,7 +68,27 @@ def head_run(minilm: Path, texts: dict[str, Path], tmp_path_factory: pytest.Temp
 
 @pytest.fixture(scope="session")
 def lora_run(minilm: Path, texts: dict[str, Path], tmp_path_factory: pytest.TempPathFactory) -> AdaptResult:
+    cache = tmp_path_factory.mktemp("lora-cache")
     return api.adapt(str(minilm), str(texts["train"]), str(tmp_path_factory.mktemp("lora") / "out"),
                      options=AdaptOptions(method="lora", rank=2, alpha=4.0, lora_epochs=1, lora_batch_size=12,
-                                          **FAST),
+                                          cache_dir=str(cache), **FAST),
                      holdout=str(texts["holdout"]))
+
+
+DIGITS = Path(__file__).resolve().parents[2] / "examples" / "adapt" / "digits"
+
+
+@pytest.fixture(scope="session")
+def digits_base(tmp_path_factory: pytest.TempPathFactory) -> str:
+    """The image example's "pretrained" CNN (digits 0-4), rebuilt from its recipe once."""
+    pytest.importorskip("torch")
+    pytest.importorskip("sklearn", reason="scikit-learn (the train extra) ships the digits")
+    return api.rebuild(str(DIGITS / "base" / "recipe.toml"),
+                       str(tmp_path_factory.mktemp("digits-base"))).output_path()
+
+
+def digits_rows(first: int, count: int) -> list[tuple[str, str]]:
+    """(pixels, label) rows of the example's 5-9 holdout file: 64 values in [0, 1] each."""
+    with open(DIGITS / "digits59-holdout.csv", encoding="utf-8") as fh:
+        lines = fh.readlines()[1 + first:1 + first + count]
+    return [(a, b) for a, b in (line.rstrip("\n").rsplit(",", 1) for line in lines)]

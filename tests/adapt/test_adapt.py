@@ -45,6 +45,7 @@ def test_adapt_twice_gives_identical_tensors(head_run: AdaptResult, minilm: Path
 def test_rebuild_of_written_recipe_reproduces_adapter(head_run: AdaptResult, tmp_path: Path) -> None:
     rec = api.rebuild(os.path.join(head_run.out_dir, "recipe", "recipe.toml"), str(tmp_path / "rebuilt"))
     assert rec.output("adapter").content == head_run.output_identity("adapter")
+    assert "frozen computation from cache" in (tmp_path / "rebuilt" / "build.log").read_text()
 
 
 def test_predict_gives_the_holdout_evaluation(head_run: AdaptResult, texts: dict[str, Path]) -> None:
@@ -61,12 +62,15 @@ def test_lora_merged_is_an_adapter_of_the_base(lora_run: AdaptResult, minilm: Pa
                                               texts: dict[str, Path], tmp_path: Path) -> None:
     out = Path(lora_run.out_dir)
     adapter = _tensors(str(out / "adapter.safetensors"))
-    assert adapter["encoder.layer.0.attention.self.query.lora_A.weight"].shape == (2, 384)
+    assert adapter["encoder.layer.5.attention.self.query.lora_A.weight"].shape == (2, 384)
+    assert not any(k.startswith("encoder.layer.3.") for k in adapter)      # the top 2 layers only
     verdict = api.lineage_pair(str(minilm), str(out / "merged.safetensors"))
     assert verdict.relation == "adapter", verdict
     base = {t.name for t in api.open_model(str(minilm)).tensors}
     assert set(_tensors(str(out / "merged.safetensors"))) == base        # the base's names, nothing else
+    # the rebuild reads the lower layers' states from the cache the adapt wrote: same tensors
     rec = api.rebuild(str(out / "recipe" / "recipe.toml"), str(tmp_path / "rebuilt"))
+    assert "frozen computation from cache" in (tmp_path / "rebuilt" / "build.log").read_text()
     assert rec.output("merged").content == lora_run.output_identity("merged")
     assert rec.output("adapter").content == lora_run.output_identity("adapter")
     preds = api.predict(str(out), str(texts["holdout"]))
@@ -99,3 +103,16 @@ def test_catalog_records_the_adapter(lora_run: AdaptResult, tmp_path: Path,
     _catalog(lora_run, str(tmp_path / "catalog.sqlite"))
     err = capsys.readouterr().err
     assert "is adapter of" in err, err
+
+
+def test_plain_pytorch_bert_matches_transformers(minilm: Path, texts: dict[str, Path]) -> None:
+    # adapt's encoder (no transformers import) computes what transformers.BertModel computes
+    from assay.adapt.data import read_examples
+    from assay.runtime import adapt_bert, adapted, encoder
+    from assay.runtime.adapt_bert import Bert
+    ours = adapt_bert.build(api.open_model(str(minilm)), str(minilm))
+    theirs = encoder.build(api.open_model(str(minilm)), str(minilm))
+    assert isinstance(ours.model, Bert) and not isinstance(theirs.model, Bert)
+    rows = list(read_examples(str(texts["holdout"])).texts)
+    a, b = adapted.features(ours, rows), adapted.features(theirs, rows)
+    assert a.shape == (len(rows), 384) and float(np.abs(a - b).max()) < 1e-5

@@ -36,12 +36,17 @@ def test_missing_column_one_class_unseen_unreadable(minilm: Path, good: Path, tm
     unseen = write_rows(tmp_path / "unseen.csv", [("a", "x"), ("b", "z")])
     binary = tmp_path / "binary.csv"
     binary.write_bytes(b"\xff\xfe\x00garbage\x80\x81")
+    images = tmp_path / "images"
+    for label in ("cat", "dog"):
+        (images / label).mkdir(parents=True)
+        (images / label / "1.png").write_bytes(b"")
     cases = [
         ((no_label,), ("no label column 'label'", "category")),
         ((one_class,), ("only one class",)),
         ((good, "--holdout", str(unseen)), ("never seen in training", "'z'")),
         ((binary,), ("not UTF-8",)),
         ((tmp_path / "absent.csv",), ("cannot read data",)),
+        ((images,), ("a folder of images needs an image base",)),
     ]
     for (data, *rest), words in cases:
         one_error_line(run("adapt", str(minilm), "--data", str(data), "-o", out, *rest), str(Path(

@@ -19,6 +19,10 @@ def test_estimates_are_tokens_over_throughput() -> None:
     head = 1.0 + 2.0 + 100 * 1 * 0.001          # setup, features, 100 epochs of one minibatch
     assert est["head"].seconds == pytest.approx(head)
     assert est["lora"].seconds == pytest.approx(head + 2 * (0.8 * 2000 / 500 + 0.2 * 2000 / 1000))
+    # LoRA on the top third of the layers: the lower layers' forward is cached, not repeated
+    top = {e.method: e for e in estimate(1000, m, 10, 2000, 50, epochs=2, setup=1.0, top_share=1 / 3)}
+    step = 1 / 500 - (2 / 3) / 1000
+    assert top["lora"].seconds == pytest.approx(head + 2 * (0.8 * 2000 * step + 0.2 * 2000 / 3 / 1000))
     assert est["full"].seconds == pytest.approx(1.0 + 2 * 2000 / 100)
     assert est["scratch"].seconds == 20 * 1000 / 100
     assert "20 tokens per parameter" in est["scratch"].assumptions

@@ -5,7 +5,9 @@ The output folder:
 
     OUT/recipe/recipe.toml        the source: data and base pinned by digest, params, seed, threads
     OUT/recipe/adapt_train.py     a byte copy of assay/runtime/adapt_train.py (pinned by digest)
-    OUT/recipe/train.csv|.jsonl   copies of the training (and holdout) data, as pinned
+    OUT/recipe/train.csv|.jsonl   copies of the training (and holdout) data, as pinned; for image
+                                  files a manifest (path, label, BLAKE3) of the copies in
+                                  OUT/recipe/train-images/ (holdout-images/)
     OUT/adapter.safetensors       the head (and low-rank factors) alone
     OUT/merged.safetensors        LoRA only: the base with the update merged, the base's names
     OUT/build.json, build.log     the build record (`assay.build/1`) and the child's log
@@ -42,7 +44,7 @@ Log = Callable[[str], None]
 Progress = Callable[[str, int, int, str], None]
 
 METHODS = ("head", "lora")
-TASKS = ("classify",)
+TASKS = ("classify", "regress", "embed")
 LORA_TARGETS = ("query", "key", "value")
 ENTRY_FILE = "adapt_train.py"
 ADAPTER_FILE = "adapter.safetensors"
@@ -78,9 +80,15 @@ class AdaptOptions:
     lora_patience: int = 2
     lora_lr: float = 1e-3
     lora_batch_size: int = 16
+    lora_layers: int = 2               # LoRA on the top K layers of an encoder (0: every layer)
+    refit: bool = True                 # head: refit on train + validation for the best epoch count
+    output: str | None = None          # ONNX base: the output giving the features
     cache_dir: str | None = None       # feature cache; None: no cache
     force: bool = False
     timeout: float = 3600.0
+
+
+_MAIN_METRIC = {"classify": "accuracy", "embed": "recall_at_1", "regress": "r2"}
 
 
 @dataclass(frozen=True)
@@ -104,12 +112,13 @@ class AdaptResult:
 
     @property
     def val_accuracy(self) -> float:
-        return float(self.meta["validation"]["accuracy"])
+        """Classify: accuracy; embed: recall@1 after; regress: R^2."""
+        return float(self.meta["validation"][_MAIN_METRIC[self.options.task]])
 
     @property
     def holdout_accuracy(self) -> float | None:
         h = self.meta.get("holdout")
-        return None if h is None else float(h["accuracy"])
+        return None if h is None else float(h[_MAIN_METRIC[self.options.task]])
 
     def output_identity(self, name: str) -> str | None:
         for o in self.record.outputs:
@@ -135,6 +144,8 @@ def _check_options(o: AdaptOptions) -> None:
         raise UsageError(None, f"task {o.task!r} is not supported yet (supported: {', '.join(TASKS)})")
     if o.method not in METHODS:
         raise UsageError(None, f"method {o.method!r} is not one of {', '.join(METHODS)}")
+    if o.task == "embed" and o.method == "lora":
+        raise UsageError(None, "--task embed trains a projection of frozen features: use --method head")
     if o.head not in ("linear", "mlp"):
         raise UsageError(None, f"head {o.head!r} is not linear or mlp")
     bad = [t for t in o.targets if t not in LORA_TARGETS]
@@ -143,6 +154,8 @@ def _check_options(o: AdaptOptions) -> None:
                                f"(got {', '.join(o.targets)})")
     if not 0 < o.val_fraction < 1:
         raise UsageError(None, "the validation fraction must be between 0 and 1")
+    if o.lora_layers < 0:
+        raise UsageError(None, "--lora-layers must be 0 (every layer) or more")
     if o.rank < 1 or o.threads < 1 or o.epochs < 1 or o.lora_epochs < 1:
         raise UsageError(None, "rank, threads and epochs must be at least 1")
 
@@ -201,9 +214,15 @@ def params_of(o: AdaptOptions, modality: str = "text") -> dict[str, Any]:
                          "val_fraction": o.val_fraction, "epochs": o.epochs, "patience": o.patience,
                          "lr": o.lr, "weight_decay": "auto", "batch_size": o.batch_size,
                          "feature_cache": o.cache_dir or ""}
+    if o.method == "head" and o.task != "embed":
+        p["refit"] = o.refit
+    if o.output:
+        p["output"] = o.output
     if o.method == "lora":
-        p.update(rank=o.rank, alpha=o.alpha, targets=list(o.targets), lora_epochs=o.lora_epochs,
+        p.update(rank=o.rank, alpha=o.alpha, lora_epochs=o.lora_epochs,
                  lora_patience=o.lora_patience, lora_lr=o.lora_lr, lora_batch_size=o.lora_batch_size)
+        if modality == "text":
+            p.update(targets=list(o.targets), lora_layers=o.lora_layers)
     return p
 
 
@@ -217,12 +236,18 @@ def write_recipe(folder: str, name: str, base: str, base_identity: str, train: a
     for role, ex in (("train", train), ("holdout", holdout)):
         if ex is None:
             continue
-        fname = f"{role}.{ex.format}"
-        shutil.copyfile(ex.path, os.path.join(folder, fname))
+        if modality in ("image", "onnx") and adapt_data.has_image_files(ex):
+            fname = _write_manifest(folder, role, ex, o)
+        else:
+            fname = f"{role}.{ex.format}"
+            shutil.copyfile(ex.path, os.path.join(folder, fname))
         blocks.append(_input_block(role, "data", file_digest(os.path.join(folder, fname)), path=fname))
     where = _package_location(base)
-    blocks.append(_input_block("base", "weights", base_identity,
-                               path=None if where else os.path.abspath(base), module=where))
+    if modality == "onnx":              # a graph runs as written: pin the file's bytes, not its tensors
+        blocks.append(_input_block("base", "data", file_digest(base), path=os.path.abspath(base)))
+    else:
+        blocks.append(_input_block("base", "weights", base_identity,
+                                   path=None if where else os.path.abspath(base), module=where))
     side = [f for f in SIDE_FILES if os.path.isfile(os.path.join(base, f))] if os.path.isdir(base) else []
     for i, rel in enumerate(side):
         mod = (where[0], f"{where[1]}/{rel}") if where else None
@@ -232,8 +257,8 @@ def write_recipe(folder: str, name: str, base: str, base_identity: str, train: a
     from assay.recipes.environment import package_version
     packages = {k: v for k in RECORDED_PACKAGES if (v := package_version(k))}
     py = ".".join(str(x) for x in sys.version_info[:2])
-    description = (f"{o.method} adaptation of {os.path.basename(os.path.normpath(base))} "
-                   f"to {len(train.classes)} classes")
+    goal = "numeric labels" if o.task == "regress" else f"{len(train.classes)} classes"
+    description = f"{o.method} {o.task} adaptation of {os.path.basename(os.path.normpath(base))} to {goal}"
     outputs = {"adapter": ADAPTER_FILE, **({"merged": MERGED_FILE} if o.method == "lora" else {})}
     text = "\n".join([
         "# Written by `assay adapt`: rebuild with `assay rebuild recipe.toml -o DIR`. "
@@ -264,6 +289,29 @@ def write_recipe(folder: str, name: str, base: str, base_identity: str, train: a
     with open(path, "w", encoding="utf-8") as fh:
         fh.write(text)
     return path
+
+
+def _write_manifest(folder: str, role: str, ex: adapt_data.Examples, o: AdaptOptions) -> str:
+    """Image files are copied to `ROLE-images/` beside the recipe and listed in `ROLE.csv` with
+    their labels and BLAKE3 digests: the recipe pins the manifest, the manifest pins the images
+    (the training child checks each image against it)."""
+    import csv
+    sub = f"{role}-images"
+    os.makedirs(os.path.join(folder, sub))
+    rows = []
+    for i, t in enumerate(ex.texts):
+        if adapt_data.is_pixels(t):
+            rows.append([t, (ex.labels or ())[i] if ex.labels else "", ""])
+            continue
+        rel = f"{sub}/{i:06d}{os.path.splitext(t)[1].lower()}"
+        shutil.copyfile(t, os.path.join(folder, rel))
+        rows.append([rel, ex.labels[i] if ex.labels else "", file_digest(os.path.join(folder, rel))])
+    fname = f"{role}.csv"
+    with open(os.path.join(folder, fname), "w", encoding="utf-8", newline="") as fh:
+        w = csv.writer(fh, lineterminator="\n")
+        w.writerow([o.text_column, o.label_column, adapt_data.DIGEST_COLUMN])
+        w.writerows(rows)
+    return fname
 
 
 def _prepare(out_dir: str, force: bool) -> None:
@@ -307,21 +355,28 @@ class _Follower(threading.Thread):
             self.done.wait(0.2)
 
 
-def _base_modality(base: str, o: AdaptOptions, open_model: OpenModel) -> tuple[str, int]:
-    """("text", 0) for a sentence-encoder folder, ("image", pixels per image) for a small CNN's
-    weight file."""
+def _base_modality(base: str, o: AdaptOptions, open_model: OpenModel) -> tuple[str, Any]:
+    """("text", None) for a sentence-encoder folder; ("image", (channels, side)) for a small CNN's
+    weight file; ("onnx", the features model) for an ONNX model with a named output."""
     if os.path.isdir(base):
         from assay.runtime.encoder import read_spec
         read_spec(base)
-        return "text", 0
+        return "text", None
     if not os.path.isfile(base):
-        raise UsageError(base, "no such file or folder: the base is a sentence-encoder folder or the "
-                               "weight file of a small CNN")
+        raise UsageError(base, "no such file or folder: the base is a sentence-encoder folder, the "
+                               "weight file of a small CNN, or an ONNX model")
+    from assay.formats import detect
+    if detect(base)[0].name == "onnx":
+        if o.method == "lora":
+            raise UsageError(base, "LoRA needs a network assay builds in code; an ONNX graph runs as "
+                                   "written: use --method head")
+        from assay.runtime.onnx_model import OnnxFeatures
+        return "onnx", OnnxFeatures(base, o.output)
+    if o.output:
+        raise UsageError(base, "--onnx-output names an output of an ONNX base; this base is not one")
     from assay.runtime.vision import shapes
     c_in, _, _, _, side = shapes(open_model(base))
-    if o.method == "lora":
-        raise UsageError(base, "LoRA needs a text encoder; use --method head for an image network")
-    return "image", c_in * side * side
+    return "image", (c_in, side)
 
 
 def adapt(base: str, data: str, out_dir: str, options: AdaptOptions, open_model: OpenModel, *,
@@ -331,18 +386,25 @@ def adapt(base: str, data: str, out_dir: str, options: AdaptOptions, open_model:
     t0 = time.monotonic()
     o = options
     _check_options(o)
-    modality, pixels = _base_modality(base, o, open_model)   # an unsupported base fails here, first
-    train = adapt_data.read_examples(data, o.text_column, o.label_column)
-    adapt_data.check_training(train)
-    hold = None
-    if holdout is not None:
-        hold = adapt_data.read_examples(holdout, o.text_column, o.label_column)
-        adapt_data.check_holdout(hold, train.classes)
+    modality, net = _base_modality(base, o, open_model)   # an unsupported base fails here, first
+    read = adapt_data.reader({"text_column": o.text_column, "label_column": o.label_column,
+                              "modality": modality})
+    train = read(data)
+    hold = None if holdout is None else read(holdout)
+    for ex in (train, hold):
+        if ex is not None and modality == "text" and ex.format == "folder":
+            raise adapt_data.DataError(ex.path, "a folder of images needs an image base (a small CNN's "
+                                                "weight file or an ONNX model); this base is a text encoder")
+    adapt_data.check_training(train, task=o.task)
+    if hold is not None:
+        adapt_data.check_holdout(hold, train.classes, task=o.task)
     for ex in (train, hold):
         if ex is not None and modality == "image":
-            adapt_data.check_pixels(ex, pixels)
+            adapt_data.check_images(ex, *net)
+        elif ex is not None and modality == "onnx":
+            net.check(ex)
     from assay.analyses import identity
-    base_identity = identity.identify(open_model(base)).content
+    base_identity = identity.identify(open_model(base)).content if modality != "onnx" else ""
     out_dir = os.path.abspath(out_dir)
     _prepare(out_dir, o.force)
     os.makedirs(out_dir, exist_ok=True)
@@ -374,9 +436,10 @@ def adapt(base: str, data: str, out_dir: str, options: AdaptOptions, open_model:
     files["log"] = build_record.LOG
     adapter = open_model(os.path.join(out_dir, ADAPTER_FILE))
     meta = json.loads(adapter.metadata.get("safetensors", {}).get("assay.adapt", "{}"))
-    return AdaptResult(out_dir, os.path.abspath(base), base_identity, os.path.abspath(data),
-                       file_digest(data),
+    pins = loaded.recipe.inputs              # the data as pinned (an image manifest covers its images)
+    return AdaptResult(out_dir, os.path.abspath(base), base_identity or pins["base"].digest,
+                       os.path.abspath(data), pins["train"].digest,
                        None if holdout is None else os.path.abspath(holdout),
-                       None if holdout is None else file_digest(holdout), o, meta, rec,
+                       None if holdout is None else pins["holdout"].digest, o, meta, rec,
                        time.monotonic() - t0, files)
 

@@ -43,6 +43,11 @@ class Head(StrEnum):
     mlp = "mlp"
 
 
+class Task(StrEnum):
+    classify = "classify"
+    regress = "regress"
+    embed = "embed"
+
 
 
 class TrainingProgress:
@@ -79,11 +84,15 @@ class TrainingProgress:
 
 
 def adapt(
-    base: Annotated[str, typer.Argument(help="A BERT-family sentence-encoder folder, or a small "
-                                             "CNN's weight file.")],
-    data: Annotated[str, typer.Option("--data", help="Labelled training data, CSV or JSONL.")],
+    base: Annotated[str, typer.Argument(help="A BERT-family sentence-encoder folder, a small CNN's "
+                                             "weight file, or an ONNX model (with --onnx-output).")],
+    data: Annotated[str, typer.Option("--data", help="Labelled training data: CSV or JSONL (texts, "
+                                                     "pixel rows or image paths), or a folder of "
+                                                     "images per class.")],
     output: Annotated[str, typer.Option("--output", "-o", metavar="OUT", help="The output folder.")],
-    task: Annotated[str, typer.Option("--task", help="What to learn (classify).")] = "classify",
+    task: Annotated[Task, typer.Option("--task", help="Labels (classify), numbers (regress), or an "
+                                                      "embedding space where labels cluster (embed).")
+                    ] = Task.classify,
     method: Annotated[Method, typer.Option("--method", help="A head on frozen features, or a "
                                                             "low-rank update with the head.")] = Method.head,
     head: Annotated[Head, typer.Option("--head", help="Linear head or a small MLP.")] = Head.linear,
@@ -95,6 +104,12 @@ def adapt(
     rank: Annotated[int, typer.Option("--rank", min=1, max=256, help="LoRA rank.")] = 8,
     targets: Annotated[str, typer.Option("--targets", help="LoRA target projections, comma separated "
                                                            "(query, key, value).")] = "query,value",
+    lora_layers: Annotated[int, typer.Option("--lora-layers", min=0, help="LoRA on the top K layers of an "
+                                                                      "encoder (0: every layer).")] = 2,
+    refit: Annotated[bool, typer.Option("--refit/--no-refit", help="Head: after early stopping, refit on "
+                                                                   "training + validation rows.")] = True,
+    onnx_output: Annotated[str | None, typer.Option(
+        "--onnx-output", metavar="NAME", help="ONNX base: the output giving the features.")] = None,
     epochs: Annotated[int | None, typer.Option(
         "--epochs", min=1, help="Most epochs (of the head; of LoRA with --method lora).")] = None,
     seed: Annotated[int, typer.Option("--seed", min=0, help="Seed of the split, the order and the "
@@ -109,14 +124,16 @@ def adapt(
                                                      "catalog, recording their relation.")] = None,
     fmt: Annotated[Format, typer.Option("--format", "-f", help="Output format.")] = Format.text,
 ) -> None:
-    """Adapt an encoder to labelled texts: written as a recipe and built through `assay rebuild`'s
-    runner. OUT gets the adapter, the recipe, a build record, adapt.json and a model card."""
+    """Adapt a network to labelled data (classes, numbers, or an embedding space): written as a
+    recipe and built through `assay rebuild`'s runner. OUT gets the adapter, the recipe, a build
+    record, adapt.json and a model card."""
     from assay.adapt.plan import AdaptOptions, default_cache_dir
     from assay.render import adapt as render
     extra: dict[str, int] = {}
     if epochs is not None:
         extra["lora_epochs" if method is Method.lora else "epochs"] = epochs
-    opts = AdaptOptions(task=task, method=method.value, head=head.value, text_column=text_column,
+    opts = AdaptOptions(task=task.value, method=method.value, lora_layers=lora_layers, refit=refit,
+                        output=onnx_output, head=head.value, text_column=text_column,
                         label_column=label_column, seed=seed, threads=threads, rank=rank,
                         alpha=2.0 * rank, targets=tuple(t.strip() for t in targets.split(",") if t.strip()),
                         cache_dir=default_cache_dir() if cache else None, force=force, **extra)
@@ -148,7 +165,8 @@ def _catalog(result: AdaptResult, catalog: str) -> None:
 
 def predict(
     model: Annotated[str, typer.Argument(help="An `assay adapt` output folder.")],
-    data: Annotated[str, typer.Option("--data", help="Texts to label, CSV or JSONL.")],
+    data: Annotated[str, typer.Option("--data", help="Examples to apply it to: CSV or JSONL, or a "
+                                                     "folder of images.")],
     text_column: Annotated[str | None, typer.Option("--text-column", help="Column holding the text "
                                                                           "(default: the adapt's).")] = None,
     label_column: Annotated[str | None, typer.Option("--label-column", help="Column with true labels, "
@@ -158,7 +176,7 @@ def predict(
     fmt: Annotated[PredictFormat, typer.Option("--format", "-f", help="Output format.")] = PredictFormat.json,
     out: Annotated[str | None, typer.Option("--output", "-o", help="Write here instead of stdout.")] = None,
 ) -> None:
-    """Label texts with an adapted model (JSON `assay.predict/1` or CSV)."""
+    """Apply an adapted model: labels, numbers or vectors (JSON `assay.predict/1` or CSV)."""
     from assay.render import adapt as render
     try:
         preds = api.predict(model, data, text_column=text_column, label_column=label_column, threads=threads)
@@ -186,6 +204,8 @@ def cost(
     batch: Annotated[int, typer.Option("--batch", min=1, help="Examples per measured batch.")] = 16,
     seq_len: Annotated[int, typer.Option("--seq-len", min=4, help="Tokens per synthetic example "
                                                                   "(without --data).")] = 64,
+    lora_layers: Annotated[int, typer.Option("--lora-layers", min=0, help="LoRA on the top K layers "
+                                                                          "(0: every layer).")] = 2,
     fmt: Annotated[Format, typer.Option("--format", "-f", help="Output format.")] = Format.text,
 ) -> None:
     """Measure throughput here and estimate time and memory of adapting or retraining MODEL."""
@@ -195,7 +215,7 @@ def cost(
         raise fail(f"unknown method {unknown[0]!r} ({', '.join(COST_METHODS)})")
     try:
         report = api.cost(model, data=data, text_column=text_column, threads=threads, epochs=epochs,
-                          batch=batch, seq_len=seq_len)
+                          batch=batch, seq_len=seq_len, lora_layers=lora_layers)
     except AssayError as exc:
         raise fail(exc.one_line()) from None
     if method:

@@ -1,8 +1,9 @@
 """Sentence features for `adapt` and `predict`, and this machine's measured throughput for `cost`.
 
-One function computes features (`features`, fixed batch size and order) for both the training
-child and `assay predict`, so the same text gives the same numbers in both. The encoder is
-`runtime.encoder.build`: BertModel built in code, filled with tensors assay read.
+One function builds the frozen network (`build_encoder`) and one computes features (`features`,
+fixed batch size and order) for both the training child and `assay predict`, so the same input
+gives the same numbers in both. A text encoder is `runtime.adapt_bert.build`: BERT built in code
+from its config, filled with tensors assay read.
 """
 
 from __future__ import annotations
@@ -10,13 +11,14 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from assay.runtime import require
 
 if TYPE_CHECKING:
     import numpy as np
 
+    from assay.model.artifact import ModelArtifact
     from assay.runtime.encoder import SentenceEncoder
 
 FEATURE_BATCH = 64
@@ -29,7 +31,34 @@ def pin_threads(threads: int) -> None:
     torch.set_num_threads(max(1, threads))
 
 
-def features(enc: SentenceEncoder, texts: Sequence[str],
+def build_encoder(modality: str, base: str, open_model: Callable[[str], ModelArtifact],
+                  weights: str | None = None, output: str | None = None) -> Any:
+    """The frozen network of an adapt, as the training child and `predict` both build it: a
+    sentence encoder (`runtime.adapt_bert`), a small CNN (`runtime.vision`) or an ONNX model's
+    named output (`runtime.onnx_model`). `weights` replaces the base's tensors (a merged LoRA)."""
+    if modality == "onnx":
+        from assay.runtime.onnx_model import OnnxFeatures
+        return OnnxFeatures(base, output)
+    art = open_model(weights or base)
+    if modality == "image":
+        from assay.runtime.vision import build as build_image
+        return build_image(art)
+    from assay.runtime.adapt_bert import build
+    return build(art, base)
+
+
+def deterministic_setup_seconds() -> float:
+    """What switching torch to deterministic algorithms costs a fresh process (a build's child
+    does it first: the call imports torch's compiler configuration), measured by making the call
+    with the current setting, which it leaves unchanged."""
+    import torch
+    t0 = time.perf_counter()
+    torch.use_deterministic_algorithms(torch.are_deterministic_algorithms_enabled(),
+                                       warn_only=torch.is_deterministic_algorithms_warn_only_enabled())
+    return time.perf_counter() - t0
+
+
+def features(enc: Any, texts: Sequence[str],
              on_batch: Callable[[int, int], None] | None = None) -> np.ndarray:
     """Pooled embeddings of `texts` (float32, one row each), in batches of `FEATURE_BATCH`."""
     import numpy as np
@@ -62,9 +91,10 @@ def _peak_rss() -> int:
 
 
 def measure(enc: SentenceEncoder, texts: Sequence[str], *, steps: int = 3, rank: int = 8,
-            targets: Sequence[str] = ("query", "value")) -> list[Throughput]:
+            targets: Sequence[str] = ("query", "value"), layers: int = 0) -> list[Throughput]:
     """Time `steps` batches of `texts` through the encoder: forward only (features for a head),
-    forward+backward with gradients only for low-rank factors on `targets` (LoRA), and
+    forward+backward with gradients only for low-rank factors on `targets` of the top `layers`
+    layers (LoRA; 0: every layer), and
     forward+backward with gradients for every weight plus an Adam step (full fine-tuning).
     The first batch of each mode is a warm-up and is not timed. The model is left unchanged."""
     import torch
@@ -93,7 +123,8 @@ def measure(enc: SentenceEncoder, texts: Sequence[str], *, steps: int = 3, rank:
     # LoRA: frozen weights; factors on the target projections, grads flow through activations.
     factors = []
     hooks = []
-    for layer in model.encoder.layer:
+    stack = list(model.encoder.layer)
+    for layer in stack[len(stack) - (layers or len(stack)):]:
         for t in targets:
             lin = getattr(layer.attention.self, t)
             a = torch.zeros(rank, lin.in_features, requires_grad=True)

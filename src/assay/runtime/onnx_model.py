@@ -67,3 +67,77 @@ class OnnxClassifier:
         if out.dtype.kind == "f":
             return (out > 0.5).astype(np.int64)
         return out
+
+
+class OnnxFeatures:
+    """Features for `adapt` and `predict`: one named output of an ONNX model with one input,
+    flattened to a row per example. The input is an image (batch, channels, side, side: each
+    example is pixel values or an image file, as for the CNN bases) or a vector (batch, n: each
+    example is n space-separated numbers); all but the batch dimension must be fixed."""
+
+    def __init__(self, path: str, output: str | None) -> None:
+        from assay.errors import UsageError
+        self.session = session(path)
+        self.path, self.name = path, path
+        outs = [o.name for o in self.session.get_outputs()]
+        if not output or output not in outs:
+            what = f"no output {output!r}" if output else "name the output that gives the features"
+            raise UsageError(path, f"{what} (--onnx-output; the model's outputs: {', '.join(outs)})")
+        self.output = output
+        inputs = self.session.get_inputs()
+        if len(inputs) != 1:
+            raise UnsupportedError(path, f"features come from models with one input; this one has "
+                                         f"{len(inputs)}")
+        inp = inputs[0]
+        self.input = inp.name
+        dims = list(inp.shape[1:])
+        if not all(isinstance(d, int) and d > 0 for d in dims) or len(dims) not in (1, 3) or \
+                (len(dims) == 3 and dims[1] != dims[2]):
+            raise UnsupportedError(path, f"input {inp.name!r} has shape {inp.shape}: features are taken "
+                                         "from a fixed (batch, n) vector or (batch, channels, side, side) "
+                                         "image input")
+        self.dims = tuple(int(d) for d in dims)
+        self.channels, self.side = (self.dims[0], self.dims[1]) if len(dims) == 3 else (0, 0)
+        self.batch = inp.shape[0] if isinstance(inp.shape[0], int) else 0     # 0: any
+        self.dtype = "float64" if "double" in inp.type else "float32"
+        self.dim = int(self.encode(["0 " * self._size()]).shape[1])
+
+    def _size(self) -> int:
+        n = 1
+        for d in self.dims:
+            n *= d
+        return n
+
+    def check(self, ex: Any) -> None:
+        from assay.adapt.data import DataError, check_images, is_pixels
+        if self.side:
+            check_images(ex, self.channels, self.side)
+            return
+        for i, t in enumerate(ex.texts):
+            if not is_pixels(t) or len(t.split()) != self.dims[0]:
+                raise DataError(ex.path, f"example {i + 1}: the model's input takes {self.dims[0]} "
+                                         "space-separated numbers")
+
+    def _inputs(self, texts: Any) -> np.ndarray:
+        import os
+
+        import numpy as np
+
+        from assay.adapt.data import load_image
+        out = np.zeros((len(texts), *self.dims), dtype=self.dtype)
+        for i, t in enumerate(texts):
+            if self.side and os.path.isabs(t):
+                out[i] = load_image(t, self.channels, self.side)
+            else:
+                out[i] = np.array([float(v) for v in t.split()], dtype=self.dtype).reshape(self.dims)
+        return out
+
+    def encode(self, texts: Any, batch_size: int = 64) -> np.ndarray:
+        import numpy as np
+        x = self._inputs(texts)
+        step = self.batch or batch_size
+        rows = [np.asarray(self.session.run([self.output], {self.input: x[i:i + step]})[0], dtype=np.float32)
+                for i in range(0, len(x), step)]
+        if not rows:
+            return np.zeros((0, getattr(self, "dim", 0)), dtype=np.float32)
+        return np.concatenate([r.reshape(len(r), -1) for r in rows]).astype(np.float32)

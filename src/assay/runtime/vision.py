@@ -3,16 +3,20 @@
 One architecture so far, recognised by tensor names and shapes (the `nn.Sequential` of the
 digits recipes): `0` Conv2d(c_in, w, k, padding k//2), ReLU, `2` Conv2d(w, w2, k, padding k//2),
 ReLU, MaxPool2d(2), Flatten, `6` Linear(w2 * (s/2)^2, classes). The features are the flattened
-pooled activations (the classifier's input); the image side `s` follows from the shapes. Images
-are given as text: space-separated pixel values, row-major, square, scaled as the base expects.
+pooled activations (the classifier's input); the image side `s` follows from the shapes. An image
+is given as space-separated pixel values (row-major, square, scaled as the base expects) or as
+an absolute path of an image file (`adapt.data.load_image`: grey or RGB as the network takes,
+resized to `s` x `s`, values in [0, 1]).
 """
 
 from __future__ import annotations
 
 import math
+import os
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
+from assay.adapt.data import Examples, check_images, load_image
 from assay.errors import FormatError, UnsupportedError
 from assay.model.artifact import ModelArtifact
 from assay.runtime import require
@@ -68,6 +72,9 @@ class ImageEncoder:
         n = self.channels * self.side * self.side
         out = np.zeros((len(texts), self.channels, self.side, self.side), dtype=np.float32)
         for i, t in enumerate(texts):
+            if os.path.isabs(t):
+                out[i] = load_image(t, self.channels, self.side)
+                continue
             try:
                 v = np.array([float(x) for x in t.split()], dtype=np.float32)
             except ValueError:
@@ -77,6 +84,11 @@ class ImageEncoder:
                                         f"({self.channels}x{self.side}x{self.side})")
             out[i] = v.reshape(self.channels, self.side, self.side)
         return out
+
+    def check(self, ex: Examples) -> None:
+        """Every example must be an image this network takes (one `DataError` naming the first
+        that is not)."""
+        check_images(ex, self.channels, self.side)
 
     def encode(self, texts: Sequence[str], batch_size: int = 64) -> np.ndarray:
         import numpy as np
