@@ -152,19 +152,3 @@ def build(art: ModelArtifact, folder: str) -> SentenceEncoder:
     model.load_state_dict({k: weights[k] for k in expected})
     model.train(False)
     return SentenceEncoder(spec, model, _tokenizer(spec), os.path.basename(os.path.normpath(folder)))
-
-
-def pool(tokens: torch.Tensor, mask: torch.Tensor, mode: str, normalize: bool) -> torch.Tensor:
-    """Sentence vectors from token states: `SentenceEncoder.embed`'s pooling, step for step."""
-    m = mask.unsqueeze(-1).to(tokens.dtype)
-    if mode == "cls":
-        pooled = tokens[:, 0]
-    elif mode == "max":
-        pooled = tokens.masked_fill(m == 0, -1e9).max(dim=1).values
-    else:
-        summed = (tokens * m).sum(dim=1)
-        counts = m.sum(dim=1).clamp(min=1e-9)
-        pooled = summed / (counts.sqrt() if mode == "mean_sqrt_len" else counts)
-    if normalize:
-        pooled = nn.functional.normalize(pooled, p=2, dim=1)
-    return pooled

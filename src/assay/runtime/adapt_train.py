@@ -52,8 +52,8 @@ from assay.adapt import data as adapt_data
 from assay.adapt import heads
 from assay.recipes import entry
 from assay.runtime import adapted
-from assay.runtime.adapt_bert import Bert, pool
-from assay.runtime.encoder import SentenceEncoder
+from assay.runtime.adapt_bert import Bert
+from assay.runtime.encoder import SentenceEncoder, pool
 
 CACHE_VERSION = "assay-features-v2"
 
@@ -301,17 +301,24 @@ def train_projection(x: np.ndarray, t: Targets, tr: list[int], va: list[int],
 
 
 # -- LoRA ----------------------------------------------------------------------------------------
+def _factors(base: nn.Module, fan_in: int, fan_out: int, rank: int,
+             g: torch.Generator) -> tuple[nn.Parameter, nn.Parameter]:
+    """Freeze `base`; the factors A (rank x fan_in, uniform like a linear layer's weights, from
+    the seeded generator) and B (fan_out x rank, zero: the update starts at nothing)."""
+    for q in base.parameters():
+        q.requires_grad_(False)
+    bound = 1.0 / math.sqrt(fan_in)
+    a = nn.Parameter((torch.rand(rank, fan_in, generator=g) * 2 - 1) * bound)
+    return a, nn.Parameter(torch.zeros(fan_out, rank))
+
+
 class LoRALinear(nn.Module):
     """`base(x) + scale * x A^T B^T`, the base frozen."""
 
     def __init__(self, base: nn.Linear, rank: int, alpha: float, g: torch.Generator) -> None:
         super().__init__()
         self.base = base
-        for q in base.parameters():
-            q.requires_grad_(False)
-        bound = 1.0 / math.sqrt(base.in_features)
-        self.A = nn.Parameter((torch.rand(rank, base.in_features, generator=g) * 2 - 1) * bound)
-        self.B = nn.Parameter(torch.zeros(base.out_features, rank))
+        self.A, self.B = _factors(base, base.in_features, base.out_features, rank, g)
         self.scale = alpha / rank
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -327,12 +334,7 @@ class LoRAConv(nn.Module):
     def __init__(self, base: nn.Conv2d, rank: int, alpha: float, g: torch.Generator) -> None:
         super().__init__()
         self.base = base
-        for q in base.parameters():
-            q.requires_grad_(False)
-        fan_in = base.weight[0].numel()
-        bound = 1.0 / math.sqrt(fan_in)
-        self.A = nn.Parameter((torch.rand(rank, fan_in, generator=g) * 2 - 1) * bound)
-        self.B = nn.Parameter(torch.zeros(base.out_channels, rank))
+        self.A, self.B = _factors(base, base.weight[0].numel(), base.out_channels, rank, g)
         self.scale = alpha / rank
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

@@ -167,6 +167,24 @@ def _check_sizes(cfg: dict[str, Any], art: ModelArtifact, folder: str) -> None:
         raise FormatError(where, f"num_attention_heads {heads!r} does not divide hidden_size")
 
 
+def pool(tokens: torch.Tensor, mask: torch.Tensor, mode: str, normalize: bool) -> torch.Tensor:
+    """Sentence vectors from token states (sentence-transformers' Pooling and Normalize)."""
+    import torch
+
+    m = mask.unsqueeze(-1).to(tokens.dtype)
+    if mode == "cls":
+        pooled = tokens[:, 0]
+    elif mode == "max":
+        pooled = tokens.masked_fill(m == 0, -1e9).max(dim=1).values
+    else:
+        summed = (tokens * m).sum(dim=1)
+        counts = m.sum(dim=1).clamp(min=1e-9)
+        pooled = summed / (counts.sqrt() if mode == "mean_sqrt_len" else counts)
+    if normalize:
+        pooled = torch.nn.functional.normalize(pooled, p=2, dim=1)
+    return pooled
+
+
 class SentenceEncoder:
     """A sentence encoder: tokenizer, BertModel, pooling, optional L2 normalisation."""
 
@@ -191,24 +209,10 @@ class SentenceEncoder:
 
     def embed(self, sentences: Sequence[str]) -> torch.Tensor:
         """Pooled (and normalised) embeddings as a torch tensor, with gradients when enabled."""
-        import torch
 
         ids, mask, types = self._batch(sentences)
         out = self.model(input_ids=ids, attention_mask=mask, token_type_ids=types)
-        tokens = out[0]
-        m = mask.unsqueeze(-1).to(tokens.dtype)
-        mode = self.spec.pooling
-        if mode == "cls":
-            pooled = tokens[:, 0]
-        elif mode == "max":
-            pooled = tokens.masked_fill(m == 0, -1e9).max(dim=1).values
-        else:
-            summed = (tokens * m).sum(dim=1)
-            counts = m.sum(dim=1).clamp(min=1e-9)
-            pooled = summed / (counts.sqrt() if mode == "mean_sqrt_len" else counts)
-        if self.spec.normalize:
-            pooled = torch.nn.functional.normalize(pooled, p=2, dim=1)
-        return pooled
+        return pool(out[0], mask, self.spec.pooling, self.spec.normalize)
 
     def encode(self, sentences: Sequence[str], batch_size: int = 64) -> np.ndarray:
         """Embeddings of `sentences` (float32, one row each), computed without gradients."""

@@ -3,6 +3,7 @@ sets: a model using a custom operator domain, or external data, is refused rathe
 
 from __future__ import annotations
 
+import math
 from typing import TYPE_CHECKING, Any
 
 from assay.errors import FormatError, UnsupportedError
@@ -100,13 +101,7 @@ class OnnxFeatures:
         self.channels, self.side = (self.dims[0], self.dims[1]) if len(dims) == 3 else (0, 0)
         self.batch = inp.shape[0] if isinstance(inp.shape[0], int) else 0     # 0: any
         self.dtype = "float64" if "double" in inp.type else "float32"
-        self.dim = int(self.encode(["0 " * self._size()]).shape[1])
-
-    def _size(self) -> int:
-        n = 1
-        for d in self.dims:
-            n *= d
-        return n
+        self.dim = int(self.encode(["0 " * math.prod(self.dims)]).shape[1])
 
     def check(self, ex: Any) -> None:
         from assay.adapt.data import DataError, check_images, is_pixels
