@@ -437,6 +437,109 @@ def test_real_keras_legacy_h5(tmp_path: Path, keras: Any) -> None:
     assert [o.data["layer"] for o in _kinds(art, "keras.lambda")] == ["lam"]
 
 
+# ---------------------------------------------------------------- own HDF5 reading vs h5py
+
+def _summary(art: ModelArtifact) -> Any:
+    tensors = [(t.name, t.dtype.name, t.shape, t.span, t.byteorder, t.attrs, t.canonical_bytes())
+               for t in art.tensors]
+    obs = [(o.kind, o.detail, o.location, o.data) for o in art.observations]
+    return tensors, obs, art.metadata
+
+
+def _read_both(p: Path, monkeypatch: pytest.MonkeyPatch) -> tuple[Any, Any, list[str]]:
+    """The artifact read the usual way (assay's own HDF5 reading when it can) and with the
+    own reading switched off (h5py only), and which files the usual way read with h5py."""
+    from assay.formats import keras as keras_reader
+
+    used: list[str] = []
+    real = keras_reader._read_with_h5py
+
+    def spy(walk: Any, on_root: Any) -> None:
+        used.append(walk.path)
+        real(walk, on_root)
+    with monkeypatch.context() as m:
+        m.setattr(keras_reader, "_read_with_h5py", spy)
+        own = _summary(read_file(str(p)))
+
+    def refuse(buf: Any) -> Any:
+        raise keras_reader.hdf5.NotRead("switched off")
+    with monkeypatch.context() as m:
+        m.setattr(keras_reader.hdf5, "Hdf5File", refuse)
+        lib = _summary(read_file(str(p)))
+    return own, lib, used
+
+
+def _unchunked_legacy(path: Path, code: str) -> None:
+    with h5py.File(path, "w") as f:
+        f.attrs["keras_version"] = "2.4.0"
+        f.attrs["model_config"] = json.dumps(_legacy_config(code))
+        mw = f.create_group("model_weights")
+        mw.attrs["layer_names"] = np.array([b"dense", b"dense_1"])
+        mw["dense/dense/kernel:0"] = np.arange(12, dtype=">f4").reshape(4, 3)
+        mw["dense/dense/bias:0"] = np.arange(3, dtype=np.float16)
+        mw["dense_1/dense_1/kernel:0"] = np.ones((3, 2), np.float64)
+        mw["dense/weights_are_text"] = "x"
+        f["optimizer_weights/iter:0"] = np.array(7, np.int64)
+        f["flags"] = np.array([True, False])
+        f["ext"] = h5py.ExternalLink("elsewhere.h5", "/w")
+        f["alias"] = h5py.SoftLink("/model_weights")
+
+
+@pytest.mark.parametrize("kind", ["legacy", "keras3", "userblock", "links", "latest-dense"])
+def test_own_hdf5_reading_equals_h5py(tmp_path: Path, marker: Path, kind: str,
+                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    code = _marker_code(marker)
+    p = tmp_path / "m.h5"
+    if kind == "legacy":
+        _unchunked_legacy(p, code)
+    elif kind == "keras3":
+        p = tmp_path / "m.keras"
+        _write_keras(p, _keras3_members(code, _keras3_h5(_keras3_weights())))
+    elif kind == "userblock":
+        with h5py.File(p, "w", userblock_size=1024) as f:
+            f["a/b"] = np.arange(6, dtype=np.int16).reshape(2, 3)
+            f["a"].attrs["layer_names"] = np.array([b"b"])
+    elif kind == "links":
+        with h5py.File(p, "w") as f:
+            f["g/w"] = np.ones(3, np.float32)
+            f["g/loop"] = f["g"]
+            f.create_dataset("outside", shape=(4,), dtype="f4", external=[("raw.bin", 0, 16)])
+    else:                   # more than 8 links per group under libver="latest": dense storage
+        with h5py.File(p, "w", libver="latest") as f:
+            for i in range(12):
+                f[f"w{i}"] = np.full(2, i, np.float32)
+    own, lib, used = _read_both(p, monkeypatch)
+    assert own == lib
+    assert used == ([str(p)] if kind == "latest-dense" else [])
+
+
+@pytest.mark.filterwarnings("ignore::DeprecationWarning")
+@pytest.mark.parametrize("suffix", [".keras", ".h5"])
+def test_own_hdf5_reading_of_real_keras_files(tmp_path: Path, keras: Any, suffix: str,
+                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    p = tmp_path / f"model{suffix}"
+    _keras_model(keras).save(p)
+    own, lib, used = _read_both(p, monkeypatch)
+    assert own == lib and used == []
+
+
+def test_scanning_keras_files_imports_neither_h5py_nor_numpy(tmp_path: Path, marker: Path) -> None:
+    import subprocess
+    import sys
+
+    code = _marker_code(marker)
+    legacy, k3 = tmp_path / "m.h5", tmp_path / "m.keras"
+    _unchunked_legacy(legacy, code)
+    _write_keras(k3, _keras3_members(code, _keras3_h5(_keras3_weights())))
+    probe = ("import sys; from assay.api import scan_file; "
+             f"rules = [f.rule for p in {[str(legacy), str(k3)]!r} for f in scan_file(p).findings]; "
+             "print(sorted(set(rules)), [m for m in ('h5py', 'numpy') if m in sys.modules])")
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
+    assert out.stdout.strip().endswith("[]"), out.stdout + out.stderr
+    assert "KERAS001" in out.stdout
+    assert not marker.exists()
+
+
 # ---------------------------------------------------------------- bad input
 
 def _small_h5(path: Path) -> None:

@@ -3,7 +3,8 @@
 Each file of the benign corpus is scanned in a forked child of a process that has imported
 assay and nothing heavy, and the child reports which of the big libraries its scan imported.
 Scanning must never need the `onnx` package (ONNX is read from the wire format) nor ml_dtypes;
-pickles, PyTorch zips, ONNX, safetensors and GGUF files need no NumPy or h5py; and `preload`,
+pickles, PyTorch zips, ONNX, safetensors, GGUF and Keras (HDF5 and .keras) files need no NumPy
+or h5py; and `preload`,
 which imports libraries in the parent before workers fork, predicts those that are needed.
 """
 
@@ -66,7 +67,8 @@ def test_scan_imports_only_what_the_format_needs(tmp_path: Path) -> None:
     for path, r in seen.items():
         assert r["status"] != "error", path
         assert "onnx" not in r["got"] and "ml_dtypes" not in r["got"] and "torch" not in r["got"], (path, r)
-        if path.endswith((".onnx", ".pt", ".pth", ".bin", ".safetensors", ".gguf", ".jit")):
+        if path.endswith((".onnx", ".pt", ".pth", ".bin", ".safetensors", ".gguf", ".jit", ".h5",
+                          ".keras")):
             assert "numpy" not in r["got"] and "h5py" not in r["got"], (path, r)
         if "h5py" in r["got"]:
             assert "h5py" in r["predicted"], (path, r)

@@ -61,18 +61,16 @@ def readers() -> list[Reader]:
 
 def _libraries(head: bytes) -> tuple[str, ...]:
     """Libraries that reading (and scanning) a file with this head will import. Pickles, torch
-    zips, ONNX and GGUF are read without any (the pickle machine, the protobuf walk and the
-    GGUF parser are assay's own); NumPy is for .npy/.npz and joblib arrays, h5py for HDF5."""
-    if any(head[at:at + 8] == b"\x89HDF\r\n\x1a\n" for at in (0, 512, 1024, 2048)):
-        return ("numpy", "h5py")
+    zips, ONNX, GGUF and HDF5 are read without any (the pickle machine, the protobuf walk, the
+    GGUF parser and the HDF5 structure reader are assay's own; h5py only reads HDF5 files that
+    use what that reader does not, and datasets stored in chunks); NumPy is for .npy/.npz and
+    joblib arrays."""
     if head[:4] == b"GGUF":
         return ("jinja2",)                # GGUF metadata often carries a chat template
     if head[:4] == b"PK\x03\x04":
         first = head[30:30 + int.from_bytes(head[26:28], "little")]    # the first member's name
         if first.endswith(b".npy"):
             return ("numpy",)
-        if first in (b"metadata.json", b"config.json", b"model.weights.h5"):
-            return ("numpy", "h5py")          # a .keras archive: weights in HDF5
         return ()
     if head[:6] == b"\x93NUMPY":
         return ("numpy",)

@@ -29,11 +29,13 @@ a package (`Pkg>Name`) are `symbolic.object` observations.
 
 from __future__ import annotations
 
+import functools
 import io
 import json
 import math
 import re
-from collections.abc import Callable
+import struct
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
@@ -49,6 +51,7 @@ from assay.formats.base import (
     record_from_file,
     trailing,
 )
+from assay.io import hdf5
 from assay.io.archive import Member, ZipArchive
 from assay.limits import Limits
 from assay.model.artifact import ModelArtifact
@@ -265,6 +268,193 @@ def _record_config(art: ModelArtifact, config: Any, file: str, member: str | Non
 
 
 # -- HDF5 ------------------------------------------------------------------------------------
+#
+# One walk over two ways of reading the structure: assay's own reading of the file format
+# (`assay.io.hdf5`, pure Python, no library import, nothing native to crash) and h5py. The own
+# reading is tried first; a file using a feature it does not read (dense storage, shared
+# messages, virtual datasets, unusual types), a dataset whose bytes are not one contiguous,
+# unfiltered range (chunked, compressed, compact, unallocated), or bytes it finds malformed are
+# read again from the start with h5py, whose errors are the ones reported.
+
+
+class _UseLibrary(Exception):
+    """The own reading cannot give what the walk needs: read the file with h5py."""
+
+
+@dataclass(frozen=True)
+class _Storage:
+    layout: str                  # "contiguous" | "compact" | "chunked" | "virtual"
+    filters: int
+    offset: int | None           # contiguous: where the data starts (None: not allocated)
+    stored: int                  # contiguous: bytes allocated
+
+
+class _H5Node:
+    """An h5py group or dataset."""
+
+    def __init__(self, obj: Any) -> None:
+        self.obj = obj
+
+    @property
+    def ident(self) -> Any:
+        return self.obj.id
+
+    @property
+    def name(self) -> str:
+        return str(self.obj.name)
+
+    @property
+    def kind(self) -> str:
+        h5py = _h5py()
+        return "group" if isinstance(self.obj, h5py.Group) else \
+            "dataset" if isinstance(self.obj, h5py.Dataset) else "other"
+
+    def has_attr(self, key: str) -> bool:
+        return key in self.obj.attrs
+
+    def attr_size(self, key: str) -> tuple[int, int]:
+        aid = self.obj.attrs.get_id(key)
+        return aid.get_storage_size(), (math.prod(aid.shape) if aid.shape else 1)
+
+    def attr_value(self, key: str) -> Any:
+        return _plain(self.obj.attrs[key])
+
+    def link_names(self) -> Iterator[str]:
+        yield from self.obj
+
+    def link(self, key: str) -> tuple[str, Any]:
+        h5py = _h5py()
+        link = self.obj.get(key, getlink=True)
+        if isinstance(link, h5py.ExternalLink):
+            return "external", (link.filename, link.path)
+        if not isinstance(link, h5py.HardLink):
+            return "other", None
+        return "hard", _H5Node(self.obj[key])
+
+    # datasets
+
+    @property
+    def shape(self) -> tuple[int, ...] | None:
+        return None if self.obj.shape is None else tuple(self.obj.shape)
+
+    def element(self) -> tuple[str, int] | tuple[DType, str, bool] | str:
+        """("opaque", size), or (dtype, byte order, whether stored exactly as that type), or
+        why the dataset is not numeric."""
+        h5py = _h5py()
+        ds = self.obj
+        tid = ds.id.get_type()
+        if tid.get_class() == h5py.h5t.OPAQUE:
+            return "opaque", tid.get_size()
+        npdt = ds.dtype
+        dt = from_numpy(npdt)
+        if dt is None:
+            return f"non-numeric type {npdt}"
+        order = ">" if npdt.byteorder == ">" else "<"
+        return dt, order, bool(tid.equal(h5py.h5t.py_create(npdt)))
+
+    def external(self) -> tuple[list[str], int] | None:
+        h5py = _h5py()
+        dcpl = self.obj.id.get_create_plist()
+        if dcpl.get_layout() == h5py.h5d.VIRTUAL:
+            n = dcpl.get_virtual_count()
+            return sorted({dcpl.get_virtual_filename(i) for i in range(min(n, MAX_LISTED))}), n
+        if dcpl.get_external_count():
+            n = dcpl.get_external_count()
+            return [_plain(dcpl.get_external(i)[0]) for i in range(min(n, MAX_LISTED))], n
+        return None
+
+    def storage(self) -> _Storage:
+        h5py = _h5py()
+        dcpl = self.obj.id.get_create_plist()
+        layout = {h5py.h5d.CONTIGUOUS: "contiguous", h5py.h5d.COMPACT: "compact",
+                  h5py.h5d.CHUNKED: "chunked"}.get(dcpl.get_layout(), "virtual")
+        off = self.obj.id.get_offset() if layout == "contiguous" else None
+        return _Storage(layout, dcpl.get_nfilters(), off, self.obj.id.get_storage_size())
+
+    def load(self) -> Any:
+        return self.obj[()]
+
+
+_OWN_TYPES = {(hdf5.FLOAT, 2): "float16", (hdf5.FLOAT, 4): "float32", (hdf5.FLOAT, 8): "float64",
+              **{(hdf5.FIXED, n, True): f"int{8 * n}" for n in (1, 2, 4, 8)},
+              **{(hdf5.FIXED, n, False): f"uint{8 * n}" for n in (1, 2, 4, 8)}}
+
+
+class _OwnNode:
+    """A group or dataset as `assay.io.hdf5` reads it."""
+
+    def __init__(self, f: hdf5.Hdf5File, obj: hdf5.Object, name: str) -> None:
+        self.f, self.obj, self.name = f, obj, name
+
+    @property
+    def ident(self) -> int:
+        return self.obj.address
+
+    @property
+    def kind(self) -> str:
+        return self.obj.kind
+
+    def has_attr(self, key: str) -> bool:
+        return key in self.obj.attrs
+
+    def attr_size(self, key: str) -> tuple[int, int]:
+        a = self.obj.attrs[key]
+        return len(a.data), a.count
+
+    def attr_value(self, key: str) -> Any:
+        try:
+            return hdf5.value(self.f, self.obj.attrs[key])
+        except hdf5.NotRead as exc:
+            raise _UseLibrary(str(exc)) from None
+
+    @functools.cached_property
+    def _links(self) -> dict[str, hdf5.Link]:
+        return {lk.name: lk for lk in self.obj.links()}
+
+    def link_names(self) -> Iterator[str]:
+        yield from self._links
+
+    def link(self, key: str) -> tuple[str, Any]:
+        lk = self._links[key]
+        if lk.kind == "external":
+            return "external", (lk.target_file, lk.target_path)
+        if lk.kind != "hard" or lk.address is None:
+            return "other", None
+        child = f"{self.name.rstrip('/')}/{key}"
+        return "hard", _OwnNode(self.f, self.f.object(lk.address), child)
+
+    @property
+    def shape(self) -> tuple[int, ...] | None:
+        return self.obj.shape
+
+    def element(self) -> tuple[str, int] | tuple[DType, str, bool] | str:
+        t = self.obj.dtype
+        if t.cls == hdf5.OPAQUE:
+            return "opaque", t.size
+        if t.cls == hdf5.STRING or t.vlen_string:
+            return f"non-numeric type {t.numpy_name()}"
+        if t.is_bool:
+            return DTYPES["bool"], "<", True
+        key = (t.cls, t.size) if t.cls == hdf5.FLOAT else (t.cls, t.size, t.signed)
+        name = _OWN_TYPES.get(key)
+        if name is None or not t.standard:
+            raise _UseLibrary(f"HDF5 type {t.numpy_name()}")
+        return DTYPES[name], (">" if t.order == ">" else "<"), True
+
+    def external(self) -> tuple[list[str], int] | None:
+        files = self.obj.external_files()
+        return (files[:MAX_LISTED], len(files)) if files else None
+
+    def storage(self) -> _Storage:
+        lay = self.obj.layout
+        return _Storage(lay.kind, self.obj.filters, lay.address, lay.size)
+
+    def load(self) -> Any:
+        raise _UseLibrary("dataset bytes are not one contiguous range")
+
+
+_Node = _H5Node | _OwnNode
+
 
 @dataclass
 class _Hdf5Walk:
@@ -289,26 +479,24 @@ class _Hdf5Walk:
     def fail(self, rule: str) -> FormatError:
         return FormatError(self.path, f"{self.prefix}: {rule}", member=self.member)
 
-    def attr(self, obj: Any, key: str) -> Any:
+    def attr(self, obj: _Node, key: str) -> Any:
         """An attribute as plain Python, after checking its size against the limits."""
-        if key not in obj.attrs:
+        if not obj.has_attr(key):
             return None
-        aid = obj.attrs.get_id(key)
-        count = math.prod(aid.shape) if aid.shape else 1
-        if aid.get_storage_size() > self.limits.max_header_bytes or \
-                count > self.limits.max_metadata_entries:
+        stored, count = obj.attr_size(key)
+        if stored > self.limits.max_header_bytes or count > self.limits.max_metadata_entries:
             raise LimitError(self.path, f"{self.prefix}: attribute {key!r} of {obj.name!r} is "
                              "over the size limit", member=self.member)
         try:
-            return _plain(obj.attrs[key])
+            return obj.attr_value(key)
         except UnicodeDecodeError:
             raise self.fail(f"attribute {key!r} of {obj.name!r} is not UTF-8") from None
 
-    def listed(self, obj: Any, key: str) -> list[str]:
+    def listed(self, obj: _Node, key: str) -> list[str]:
         """A Keras name-list attribute, also when split into `key0`, `key1`, ... chunks."""
         first = self.attr(obj, key)
         chunks = [first] if first is not None else []
-        while first is None and f"{key}{len(chunks)}" in obj.attrs:
+        while first is None and obj.has_attr(f"{key}{len(chunks)}"):
             chunks.append(self.attr(obj, f"{key}{len(chunks)}"))
             if len(chunks) > self.limits.max_metadata_entries:
                 raise LimitError(self.path, f"{self.prefix}: too many {key} chunks",
@@ -318,21 +506,21 @@ class _Hdf5Walk:
             raise LimitError(self.path, f"{self.prefix}: too many {key}", member=self.member)
         return out
 
-    def walk(self, group: Any, prefix: str, depth: int, layer: str | None) -> None:
+    def walk(self, group: _Node, prefix: str, depth: int, layer: str | None) -> None:
         if depth > self.limits.max_json_depth:
             raise LimitError(self.path, f"{self.prefix}: groups nested deeper than "
                              f"{self.limits.max_json_depth} levels at {prefix!r}", member=self.member)
-        if group.id in self.seen:
+        if group.ident in self.seen:
             return                                  # a hard link back to a visited group
-        self.seen.add(group.id)
+        self.seen.add(group.ident)
         layers = set(self.listed(group, "layer_names"))
         for key in self.children(group):
             self.where = f"object {prefix + key!r}"
             self.visit(group, key, prefix, depth, key if key in layers else layer)
 
-    def children(self, group: Any) -> list[str]:
+    def children(self, group: _Node) -> list[str]:
         names = []
-        for key in group:
+        for key in group.link_names():
             self.links += 1
             if self.links > self.limits.max_tensors:
                 raise LimitError(self.path, f"{self.prefix}: more than {self.limits.max_tensors} "
@@ -340,91 +528,75 @@ class _Hdf5Walk:
             names.append(key)
         return sorted(names, key=_natural)
 
-    def visit(self, group: Any, key: str, prefix: str, depth: int, layer: str | None) -> None:
-        h5py = _h5py()
+    def visit(self, group: _Node, key: str, prefix: str, depth: int, layer: str | None) -> None:
         full = prefix + key
-        link = group.get(key, getlink=True)
-        if isinstance(link, h5py.ExternalLink):
-            self.art.observe("external.data", f"HDF5 external link {full!r} -> {link.filename}",
-                             self.path, self.member, name=full, target_file=link.filename,
-                             target_path=link.path)
+        kind, target = group.link(key)
+        if kind == "external":
+            file, path = target
+            self.art.observe("external.data", f"HDF5 external link {full!r} -> {file}",
+                             self.path, self.member, name=full, target_file=file, target_path=path)
             return
-        if not isinstance(link, h5py.HardLink):
+        if kind != "hard":
             return                                  # soft links alias objects visited anyway
-        obj = group[key]
-        if isinstance(obj, h5py.Group):
-            named = self.attr(obj, "name") if key == "vars" else None
-            self.walk(obj, full + "/", depth + 1, named if isinstance(named, str) else layer)
-        elif isinstance(obj, h5py.Dataset):
-            self.dataset(obj, full, layer)
+        if target.kind == "group":
+            named = self.attr(target, "name") if key == "vars" else None
+            self.walk(target, full + "/", depth + 1, named if isinstance(named, str) else layer)
+        elif target.kind == "dataset":
+            self.dataset(target, full, layer)
 
     # datasets
 
-    def dataset(self, ds: Any, name: str, layer: str | None) -> None:
+    def dataset(self, ds: _Node, name: str, layer: str | None) -> None:
         self.where = f"dataset {name!r}"
         if ds.shape is None:
             self.skipped[name] = "empty dataspace"
             return
         typed = self.element_type(ds)
-        if typed is None:
-            opaque = ds.dtype.kind == "V" and ds.dtype.fields is None
-            self.skipped[name] = "opaque type without a known 'dtype' attribute" if opaque \
-                else f"non-numeric type {ds.dtype}"
+        if isinstance(typed, str):
+            self.skipped[name] = typed
             return
         dt, order, raw = typed
         shape = check_shape(self.path, list(ds.shape), self.limits, f"{self.prefix}: dataset {name!r}")
         attrs = {"layer": layer} if layer else {}
-        dcpl = ds.id.get_create_plist()
-        if self.external(ds, dcpl, name):
+        if self.external(ds, name):
             return
-        off = self.mapped_offset(ds, dcpl, dt.nbytes(math.prod(shape)), name) if raw else None
+        off = self.mapped_offset(ds, dt.nbytes(math.prod(shape)), name) if raw else None
         if off is not None:
             self.art.tensors.append(self.place(name, dt, shape, off, order, attrs))
         else:
             self.art.tensors.append(self.load(ds, name, dt, shape, attrs))
 
-    def element_type(self, ds: Any) -> tuple[DType, str, bool] | None:
-        """(canonical dtype, byte order, whether the stored bytes are exactly that type)."""
-        h5py = _h5py()
-        tid = ds.id.get_type()
-        if tid.get_class() == h5py.h5t.OPAQUE:
+    def element_type(self, ds: _Node) -> tuple[DType, str, bool] | str:
+        """(canonical dtype, byte order, whether the stored bytes are exactly that type), or
+        why the dataset is skipped."""
+        got = ds.element()
+        if len(got) == 2:                          # opaque: the type is in a "dtype" attribute
             tag = self.attr(ds, "dtype")
             dt = DTYPES.get(tag) if isinstance(tag, str) else None
-            if dt is None or dt.is_block or dt.itemsize != tid.get_size():
-                return None
+            if dt is None or dt.is_block or dt.itemsize != got[1]:
+                return "opaque type without a known 'dtype' attribute"
             return dt, "<", True
-        npdt = ds.dtype
-        dt = from_numpy(npdt)
-        if dt is None:
-            return None
-        order = ">" if npdt.byteorder == ">" else "<"
-        return dt, order, bool(tid.equal(h5py.h5t.py_create(npdt)))
+        return got                                  # type: ignore[return-value]
 
-    def external(self, ds: Any, dcpl: Any, name: str) -> bool:
-        h5py = _h5py()
-        if dcpl.get_layout() == h5py.h5d.VIRTUAL:
-            n = dcpl.get_virtual_count()
-            files = sorted({dcpl.get_virtual_filename(i) for i in range(min(n, MAX_LISTED))})
-        elif dcpl.get_external_count():
-            n = dcpl.get_external_count()
-            files = [_plain(dcpl.get_external(i)[0]) for i in range(min(n, MAX_LISTED))]
-        else:
+    def external(self, ds: _Node, name: str) -> bool:
+        got = ds.external()
+        if got is None:
             return False
+        files, n = got
         self.art.observe("external.data", f"HDF5 dataset {name!r} keeps its data in other files",
                          self.path, self.member, name=name, files=files, count=n)
         return True
 
-    def mapped_offset(self, ds: Any, dcpl: Any, nbytes: int, name: str) -> int | None:
+    def mapped_offset(self, ds: _Node, nbytes: int, name: str) -> int | None:
         """The dataset's offset in `buf` when it is contiguous, unfiltered and allocated."""
-        h5py = _h5py()
-        if dcpl.get_layout() != h5py.h5d.CONTIGUOUS or dcpl.get_nfilters():
+        st = ds.storage()
+        if st.layout != "contiguous" or st.filters:
             return None
-        off = ds.id.get_offset()
+        off = st.offset
         if off is None or nbytes == 0:
             return None
-        stored = ds.id.get_storage_size()
-        if stored != nbytes:
-            raise self.fail(f"dataset {name!r} stores {stored} bytes but its type and shape "
+        if st.stored != nbytes:
+            raise self.fail(f"dataset {name!r} stores {st.stored} bytes but its type and shape "
                             f"need {nbytes}")
         if off < 0 or off + nbytes > len(self.buf):
             raise self.fail(f"dataset {name!r} data ({nbytes} bytes at {off}) runs past the "
@@ -440,18 +612,20 @@ class _Hdf5Walk:
         return record_from_buffer(name, dt, shape, data, self.path, member=self.member,
                                   offset=off, byteorder=order, **attrs)
 
-    def load(self, ds: Any, name: str, dt: DType, shape: tuple[int, ...],
+    def load(self, ds: _Node, name: str, dt: DType, shape: tuple[int, ...],
              attrs: dict[str, Any]) -> TensorRecord:
         """Read a chunked, compressed, compact or converted dataset through h5py."""
-        import numpy as np
-
         nbytes = dt.nbytes(math.prod(shape))
-        self.in_memory += nbytes
-        if self.in_memory > self.limits.max_decompressed_bytes:
+        if self.in_memory + nbytes > self.limits.max_decompressed_bytes:
             raise LimitError(self.path, f"{self.prefix}: datasets read into memory exceed "
                              f"{self.limits.max_decompressed_bytes} bytes at {name!r}",
                              member=self.member)
-        arr = np.asarray(ds[()])
+        value = ds.load()
+        self.in_memory += nbytes
+
+        import numpy as np
+
+        arr = np.asarray(value)
         if arr.dtype.kind != "V" and arr.dtype.itemsize > 1:
             arr = arr.astype(arr.dtype.newbyteorder("<"), copy=False)
         raw = np.array(arr, order="C").reshape(-1).view(np.uint8)
@@ -459,15 +633,40 @@ class _Hdf5Walk:
                                   self.path, member=self.member, **attrs)
 
 
-def _read_hdf5(walk: _Hdf5Walk, on_root: Callable[[Any], None]) -> None:
-    """Open `walk.buf` with h5py, let `on_root` read root attributes, then walk every group."""
+def _read_hdf5(walk: _Hdf5Walk, on_root: Callable[[_Node], None]) -> None:
+    """Walk `walk.buf`: with assay's own HDF5 reading when it can give everything, else (from
+    the start) with h5py, after a forked trial run in case libhdf5 crashes on the file."""
+    art = walk.art
+    kept = (len(art.tensors), len(art.observations), dict(art.metadata))
+    try:
+        f = hdf5.Hdf5File(walk.buf)
+        root = _OwnNode(f, f.root(), "/")
+        walk.where = "the root attributes"
+        on_root(root)
+        walk.walk(root, "", 0, None)
+    except AssayError:
+        raise
+    except (_UseLibrary, RecursionError, struct.error, *READ_ERRORS):
+        del art.tensors[kept[0]:], art.observations[kept[1]:]
+        art.metadata.clear()
+        art.metadata.update(kept[2])
+        walk.links, walk.in_memory, walk.seen, walk.skipped = 0, 0, set(), {}
+        crash_guard(walk.path, "the HDF5 library", lambda: _read_with_h5py(walk, on_root))
+        _read_with_h5py(walk, on_root)
+        return
+    if walk.skipped:
+        art.metadata.setdefault("keras", {})["skipped_datasets"] = dict(walk.skipped)
+
+
+def _read_with_h5py(walk: _Hdf5Walk, on_root: Callable[[_Node], None]) -> None:
     h5py = _h5py()
 
     def run() -> None:
         with h5py.File(_ViewFile(walk.buf), "r") as f:
             walk.where = "the root attributes"
-            on_root(f)
-            walk.walk(f["/"], "", 0, None)
+            root = _H5Node(f["/"])
+            on_root(root)
+            walk.walk(root, "", 0, None)
     walk.where = "the file"
     _guarded(walk.path, walk.member, lambda: f"{walk.prefix}: cannot read {walk.where}", run)
     if walk.skipped:
@@ -476,7 +675,7 @@ def _read_hdf5(walk: _Hdf5Walk, on_root: Callable[[Any], None]) -> None:
 
 # -- reader: HDF5 ----------------------------------------------------------------------------
 
-def _root_metadata(walk: _Hdf5Walk, f: Any) -> None:
+def _root_metadata(walk: _Hdf5Walk, f: _Node) -> None:
     meta: dict[str, Any] = {}
     for key in ROOT_ATTRS:
         value = walk.attr(f, key)
@@ -488,9 +687,12 @@ def _root_metadata(walk: _Hdf5Walk, f: Any) -> None:
             value = _parse_json(walk.path, value, f"attribute {key!r}", walk.member)
             _record_config(walk.art, value, walk.path, walk.member, key, walk.limits)
         meta[key] = value
-    h5py = _h5py()
-    hard = isinstance(f.get("model_weights", getlink=True), h5py.HardLink)
-    holder = f["model_weights"] if hard and isinstance(f["model_weights"], h5py.Group) else f
+    holder = f
+    for key in f.link_names():
+        if key == "model_weights":
+            kind, target = f.link(key)
+            if kind == "hard" and target.kind == "group":
+                holder = target
     names = walk.listed(holder, "layer_names")
     if names:
         meta["layer_names"] = names
@@ -525,7 +727,6 @@ def read_hdf5(p: Probe) -> ModelArtifact:
     art = ModelArtifact(path=p.path, format="hdf5-keras", files=[p.path])
     mapped = map_file(p.path)
     walk = _Hdf5Walk(art, p.path, None, mapped, 0, p.limits)
-    crash_guard(p.path, "the HDF5 library", lambda: _read_hdf5(walk, lambda f: _root_metadata(walk, f)))
     _read_hdf5(walk, lambda f: _root_metadata(walk, f))
     end = hdf5_end(mapped)
     if end is not None and end < len(mapped):
@@ -585,7 +786,6 @@ def _read_keras_members(p: Probe, z: ZipArchive, art: ModelArtifact) -> None:
     data = z.data(weights)
     walk = _Hdf5Walk(art, p.path, weights.name, data, weights.data_offset if weights.stored else None,
                      p.limits, prefix="keras")
-    crash_guard(p.path, "the HDF5 library", lambda: _read_hdf5(walk, lambda f: None))
     _read_hdf5(walk, lambda f: None)
 
 
