@@ -152,9 +152,13 @@ MAGICS: tuple[tuple[bytes, str], ...] = (
 )
 
 
+_BY_FIRST_BYTE: dict[int, tuple[tuple[bytes, str], ...]] = {
+    b: tuple(m for m in MAGICS if m[0][0] == b) for b in {m[0][0] for m in MAGICS}}
+
+
 def looks_like(head: bytes) -> str | None:
     """What a run of bytes appears to be, by its magic (a fact for rules, never a verdict)."""
-    for magic, kind in MAGICS:
+    for magic, kind in _BY_FIRST_BYTE.get(head[0], ()) if head else ():
         if head.startswith(magic):
             return kind
     if len(head) >= 2 and head[0] == 0x80 and 2 <= head[1] <= 5:

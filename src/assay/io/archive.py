@@ -181,9 +181,10 @@ def open_zip(path: str, limits: Limits) -> ZipArchive:
     mapped = map_file(path)
     total = len(mapped)
     members: list[Member] = []
-    oddities: list[Oddity] = []
+    odd = _Tally()
     seen: set[str] = set()
     spans: list[tuple[int, int, str]] = []
+    ratio = limits.max_compression_ratio
     for info in infos:
         name = info.filename
         off = info.header_offset
@@ -200,38 +201,38 @@ def open_zip(path: str, limits: Limits) -> ZipArchive:
                               "runs past the end of the file", member=name)
         if info.file_size > limits.max_member_bytes:
             raise LimitError(path, f"member declares {info.file_size} bytes", member=name)
-        if local_name != name:
-            oddities.append(Oddity(name, "name-mismatch", f"local header names it {local_name!r}"))
-        if method != info.compress_type:
-            oddities.append(Oddity(name, "method-mismatch",
-                                   "local and central headers disagree on compression"))
-        if name in seen:
-            oddities.append(Oddity(name, "duplicate", "duplicate member name"))
+        if local_name != name and odd.wanted("name-mismatch"):
+            odd.add(name, "name-mismatch", f"local header names it {local_name!r}")
+        if method != info.compress_type and odd.wanted("method-mismatch"):
+            odd.add(name, "method-mismatch", "local and central headers disagree on compression")
+        if name in seen and odd.wanted("duplicate"):
+            odd.add(name, "duplicate", "duplicate member name")
         seen.add(name)
-        norm = posixpath.normpath(name.replace("\\", "/"))
-        if name.startswith(("/", "\\")) or (len(name) > 1 and name[1] == ":") \
-                or norm.startswith("../") or norm == "..":
-            oddities.append(Oddity(name, "traversal", "path leaves the extraction folder"))
-        if info.flag_bits & 0x1:
-            oddities.append(Oddity(name, "encrypted", "member is encrypted"))
+        if name.startswith(("/", "\\")) or (len(name) > 1 and name[1] == ":") or ".." in name:
+            norm = posixpath.normpath(name.replace("\\", "/"))
+            if (name.startswith(("/", "\\")) or (len(name) > 1 and name[1] == ":")
+                    or norm.startswith("../") or norm == "..") and odd.wanted("traversal"):
+                odd.add(name, "traversal", "path leaves the extraction folder")
+        if info.flag_bits & 0x1 and odd.wanted("encrypted"):
+            odd.add(name, "encrypted", "member is encrypted")
         if info.compress_type != ZIP_STORED and info.compress_size and \
-                info.file_size / info.compress_size > limits.max_compression_ratio:
-            oddities.append(Oddity(name, "ratio",
-                                   f"compression ratio {info.file_size // info.compress_size}:1"))
+                info.file_size / info.compress_size > ratio and odd.wanted("ratio"):
+            odd.add(name, "ratio", f"compression ratio {info.file_size // info.compress_size}:1")
         spans.append((data_off, data_off + info.compress_size, name))
         members.append(Member(name, local_name, info.compress_type, info.compress_size,
                               info.file_size, info.CRC, info.flag_bits, off, data_off))
     spans.sort()
     for (s1, e1, n1), (s2, _e2, n2) in zip(spans, spans[1:]):
-        if s2 < e1 or s2 == s1:
-            oddities.append(Oddity(n2, "overlap", f"data overlaps member {n1!r}"))
+        if (s2 < e1 or s2 == s1) and odd.wanted("overlap"):
+            odd.add(n2, "overlap", f"data overlaps member {n1!r}")
     declared = sum(m.size for m in members)
-    if declared > limits.max_decompressed_bytes or declared > max(total, 1) * limits.max_compression_ratio:
-        oddities.append(Oddity("", "ratio", f"members declare {declared} bytes in a {total}-byte archive"))
+    if (declared > limits.max_decompressed_bytes or declared > max(total, 1) * ratio) and \
+            odd.wanted("ratio"):
+        odd.add("", "ratio", f"members declare {declared} bytes in a {total}-byte archive")
     first = min((m.header_offset for m in members), default=0)
-    if first:
-        oddities.append(Oddity("", "prefix", f"{first} bytes precede the first member"))
-    z = ZipArchive(path, members, _bounded(oddities), limits, prefix_bytes=first)
+    if first and odd.wanted("prefix"):
+        odd.add("", "prefix", f"{first} bytes precede the first member")
+    z = ZipArchive(path, members, odd.listed(), limits, prefix_bytes=first)
     z.end, z.comment = _end_record(mapped)
     for m in members:      # small stored members are cheap to check whatever reads them later
         if m.stored and m.size <= SMALL_MEMBER:
@@ -243,20 +244,31 @@ SMALL_MEMBER = 1 << 20
 ODDITIES_PER_CODE = 100      # a crafted archive of thousands of members is one problem per code
 
 
-def _bounded(oddities: list[Oddity]) -> list[Oddity]:
-    """Keep the first ODDITIES_PER_CODE oddities of each code; count the rest in one more."""
-    kept: list[Oddity] = []
-    extra: dict[str, int] = {}
-    seen: dict[str, int] = {}
-    for o in oddities:
-        seen[o.code] = seen.get(o.code, 0) + 1
-        if seen[o.code] <= ODDITIES_PER_CODE:
-            kept.append(o)
-        else:
-            extra[o.code] = extra.get(o.code, 0) + 1
-    for code, n in extra.items():
-        kept.append(Oddity("", code, f"{n} more members with the same problem ({code}), not listed"))
-    return kept
+class _Tally:
+    """Oddities as they are found, keeping the first ODDITIES_PER_CODE of each code and
+    counting the rest (a crafted archive of thousands of members is one problem per code);
+    callers ask `wanted(code)` before building a message."""
+
+    def __init__(self) -> None:
+        self.kept: list[Oddity] = []
+        self.counts: dict[str, int] = {}
+        self.extra: dict[str, int] = {}      # codes over the bound, in the order they went over
+
+    def wanted(self, code: str) -> bool:
+        n = self.counts[code] = self.counts.get(code, 0) + 1
+        if n <= ODDITIES_PER_CODE:
+            return True
+        self.extra[code] = n - ODDITIES_PER_CODE
+        return False
+
+    def add(self, member: str, code: str, text: str) -> None:
+        self.kept.append(Oddity(member, code, text))
+
+    def listed(self) -> list[Oddity]:
+        return self.kept + [Oddity("", code, f"{n} more members with the same problem ({code}), "
+                                   "not listed") for code, n in self.extra.items()]
+
+
 _EOCD = struct.Struct("<4sHHHHIIH")
 
 
