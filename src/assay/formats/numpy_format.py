@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import ast
 import math
-from typing import TYPE_CHECKING
 
 from assay.errors import FormatError, LimitError, UnsupportedError
 from assay.formats.base import (
@@ -30,17 +29,17 @@ from assay.formats.pickle.symbols import Raw
 from assay.io.source import Source
 from assay.limits import Limits
 from assay.model.artifact import ModelArtifact
-from assay.model.dtypes import from_numpy
+from assay.model.dtypes import ArrayType, array_type, from_array_type
 from assay.model.tensor import TensorRecord, f_strides
-
-if TYPE_CHECKING:
-    import numpy as np
 
 MAGIC = b"\x93NUMPY"
 
 
-def parse_header(src: Source, limits: Limits) -> tuple[np.dtype, bool, tuple[int, ...], int]:
-    """Parse a .npy header at the start of `src`; return dtype, fortran, shape, data offset."""
+def parse_header(src: Source, limits: Limits) -> tuple[ArrayType, bool, tuple[int, ...], int]:
+    """Parse a .npy header at the start of `src`; return dtype, fortran, shape, data offset.
+
+    The dtype is read from the type string without NumPy; only a string `parse_typestr` does not
+    know is given to NumPy."""
     if src.peek(6) != MAGIC:
         raise src.fail("npy: missing \\x93NUMPY magic", 0)
     src.read(6)
@@ -64,9 +63,8 @@ def parse_header(src: Source, limits: Limits) -> tuple[np.dtype, bool, tuple[int
     descr = header["descr"]
     if not isinstance(descr, str):
         raise UnsupportedError(src.path, "npy: structured dtypes are not read", member=src.member)
-    import numpy as np
     try:
-        dt = np.dtype(descr)
+        dt = array_type(descr)
     except TypeError:
         raise src.fail(f"npy: unknown dtype {descr!r}", 10) from None
     if not isinstance(header["fortran_order"], bool):
@@ -78,7 +76,7 @@ def parse_header(src: Source, limits: Limits) -> tuple[np.dtype, bool, tuple[int
 def array_record(name: str, arr: ArrayRef, file: str, member: str | None,
                  art: ModelArtifact) -> TensorRecord | None:
     """A tensor record for an array found inside a pickle, or None for object arrays."""
-    dt = from_numpy(arr.dtype)
+    dt = from_array_type(arr.dtype)
     if dt is None or arr.dtype.kind == "O" or isinstance(arr.data, list):
         art.observe("symbolic.object", f"array {name!r} of dtype {arr.dtype} is not a tensor",
                     file, member)
@@ -113,7 +111,7 @@ def _read_npy(src: Source, art: ModelArtifact, name: str, limits: Limits,
         art.observe("symbolic.object", f"array {name!r} holds Python objects (a pickle)", path,
                     member, offset=src.base + off)
         return
-    cdt = from_numpy(dt)
+    cdt = from_array_type(dt)
     if cdt is None:
         raise UnsupportedError(path, f"npy: dtype {dt} has no tensor equivalent", member=member)
     need = cdt.nbytes(math.prod(shape))

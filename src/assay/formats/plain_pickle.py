@@ -17,7 +17,7 @@ from __future__ import annotations
 import math
 import struct
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from assay.errors import AssayError, FormatError, LimitError
 from assay.formats.base import Probe, Reader, check_shape, record_from_array, record_from_buffer, trailing
@@ -27,11 +27,8 @@ from assay.formats.pickle.symbols import Call, Global, PickleBuffer, Raw
 from assay.io.source import Source
 from assay.limits import Limits
 from assay.model.artifact import ModelArtifact
-from assay.model.dtypes import from_numpy
+from assay.model.dtypes import ArrayType, Field, from_array_type
 from assay.model.tensor import c_strides, f_strides
-
-if TYPE_CHECKING:
-    import numpy as np
 
 # First opcodes of protocol 0/1 pickles: MARK, GLOBAL, DICT, LIST, EMPTY_LIST/DICT/TUPLE, NONE,
 # INT/BININT*, LONG, FLOAT/BINFLOAT, STRING/BINSTRING/SHORT_BINSTRING, UNICODE/BINUNICODE, INST.
@@ -68,8 +65,8 @@ def plausible(buf: bytes | memoryview, more_follows: bool) -> bool:
 
 
 # -- dtypes --------------------------------------------------------------------------------------
-def parse_dtype(v: Any, depth: int = 0) -> np.dtype | None:
-    """A NumPy dtype from the symbolic `numpy.dtype(...)` call and its BUILD state, or None.
+def parse_dtype(v: Any, depth: int = 0) -> ArrayType | None:
+    """A NumPy array type from the symbolic `numpy.dtype(...)` call and its BUILD state, or None.
 
     Structured dtypes carry state `(version, endian, subarray, names, fields, itemsize, align,
     flags)` with `fields` mapping each name to `(dtype, offset[, title])`."""
@@ -83,15 +80,13 @@ def parse_dtype(v: Any, depth: int = 0) -> np.dtype | None:
     return numpy_dtype(v)
 
 
-def _structured(st: tuple, depth: int) -> np.dtype | None:
-    import numpy as np
-
+def _structured(st: tuple, depth: int) -> ArrayType | None:
     names, fields, itemsize = st[3], st[4], st[5]
     if depth >= MAX_DTYPE_DEPTH or st[2] is not None or len(names) > MAX_FIELDS:
         return None
     if not isinstance(itemsize, int) or isinstance(itemsize, bool) or not 0 < itemsize <= MAX_ITEMSIZE:
         return None
-    formats, offsets = [], []
+    parts: list[Field] = []
     for name in names:
         entry = fields.get(name) if isinstance(name, str) else None
         if not isinstance(entry, tuple) or len(entry) not in (2, 3):
@@ -100,13 +95,23 @@ def _structured(st: tuple, depth: int) -> np.dtype | None:
         off = entry[1]
         if sub is None or not isinstance(off, int) or off < 0 or off + sub.itemsize > itemsize:
             return None
-        formats.append(sub)
-        offsets.append(off)
-    try:
-        return np.dtype({"names": list(names), "formats": formats, "offsets": offsets,
-                         "itemsize": itemsize})
-    except (TypeError, ValueError):
-        return None
+        parts.append(Field(name, sub, off))
+    if len(set(names)) < len(names) or _objects_overlap(parts):
+        return None                 # NumPy refuses both
+    return ArrayType("V", itemsize, fields=tuple(parts),
+                     hasobject=any(f.type.hasobject for f in parts))
+
+
+def _objects_overlap(fields: list[Field]) -> bool:
+    """Does a field holding Python objects share bytes with another field?"""
+    end = obj_end = 0                       # the furthest end of any field, of an object field
+    for start, stop, obj in sorted((f.offset, f.offset + f.type.itemsize, f.type.hasobject)
+                                   for f in fields):
+        if start < (end if obj else obj_end):
+            return True
+        end = max(end, stop)
+        obj_end = max(obj_end, stop) if obj else obj_end
+    return False
 
 
 # -- arrays in the graph -------------------------------------------------------------------------
@@ -199,7 +204,7 @@ class Tensors:
         buf = buf[:need]
         if dt.names:
             return self.add_fields(name, ref, buf, offset, in_memory)
-        cdt = from_numpy(dt)
+        cdt = from_array_type(dt)
         if cdt is None:
             return self.skip(name, f"of dtype {dt} has no tensor equivalent")
         strides = f_strides(ref.shape) if ref.fortran and len(ref.shape) > 1 else None
@@ -211,12 +216,11 @@ class Tensors:
                    in_memory: bool) -> None:
         """One tensor per field of a structured array, strided over the records in place."""
         dt, shape = ref.dtype, ref.shape
-        assert dt.names is not None and dt.fields is not None
+        assert dt.fields is not None
         numel = math.prod(shape)
-        for field in dt.names:
-            fdt, foff = dt.fields[field][:2]
+        for field, fdt, foff in dt.fields:
             full = f"{name}.{field}"
-            cdt = from_numpy(fdt) if fdt.names is None and fdt.subdtype is None else None
+            cdt = from_array_type(fdt)
             if cdt is None:
                 self.skip(full, f"is a field of dtype {fdt} with no tensor equivalent")
                 continue
@@ -237,7 +241,7 @@ class Tensors:
         """A field whose offset does not fit its element size: copied out of the records."""
         import numpy as np
 
-        arr = np.frombuffer(buf, dtype=ref.dtype, count=math.prod(ref.shape))
+        arr = np.frombuffer(buf, dtype=ref.dtype.numpy, count=math.prod(ref.shape))
         arr = arr.reshape(ref.shape, order="F" if ref.fortran else "C")[field]
         return record_from_array(name, np.ascontiguousarray(arr), self.file, member=self.member)
 

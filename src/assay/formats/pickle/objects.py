@@ -7,14 +7,13 @@ resolver whether a node is a tensor. `numpy_array` recognises NumPy's array reco
 
 from __future__ import annotations
 
+import struct
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from assay.formats.pickle.symbols import Call, Global, Raw
-
-if TYPE_CHECKING:
-    import numpy as np
+from assay.model.dtypes import ArrayType, array_type
 
 NUMPY_MODULES = ("numpy.core.multiarray", "numpy._core.multiarray")
 
@@ -23,7 +22,7 @@ NUMPY_MODULES = ("numpy.core.multiarray", "numpy._core.multiarray")
 class ArrayRef:
     """A NumPy array found in a pickle: dtype, shape, order, and its raw bytes (or objects)."""
 
-    dtype: np.dtype
+    dtype: ArrayType
     shape: tuple[int, ...]
     fortran: bool
     data: Raw | bytes | list | None
@@ -50,17 +49,18 @@ def as_bytes(v: Any) -> bytes | Raw | None:
     return None
 
 
-def numpy_dtype(v: Any) -> np.dtype | None:
-    """`numpy.dtype('f4', False, True)` with BUILD state `(3, '<', ...)` -> np.dtype('<f4')."""
-    import numpy as np
+def numpy_dtype(v: Any) -> ArrayType | None:
+    """`numpy.dtype('f4', False, True)` with BUILD state `(3, '<', ...)` -> ArrayType '<f4'.
 
+    The code is read without NumPy; a code it does not know is given to NumPy (see `array_type`).
+    A datetime unit in the state is not read (the type stays generic)."""
     if not calls(v, "numpy.dtype") or not v.args or not isinstance(v.args[0], str):
         return None
     code = v.args[0]
     if not code or len(code) > 8 or not code.isalnum():
         return None
     try:
-        dt = np.dtype(code)
+        dt = array_type(code)
     except TypeError:
         return None
     st = v.state
@@ -87,10 +87,12 @@ def numpy_array(v: Any) -> ArrayRef | None:
     return ArrayRef(dt, shape, bool(fortran), data)
 
 
+_STRUCT = {"b1": "?", "i1": "b", "u1": "B", "i2": "h", "u2": "H", "i4": "i", "u4": "I",
+           "i8": "q", "u8": "Q", "f2": "e", "f4": "f", "f8": "d", "c8": "2f", "c16": "2d"}
+
+
 def numpy_scalar(v: Any) -> Any:
     """`numpy.core.multiarray.scalar(dtype, bytes)` -> a Python number, else None."""
-    import numpy as np
-
     if not isinstance(v, Call) or not isinstance(v.func, Global):
         return None
     if v.func.module not in NUMPY_MODULES or v.func.name != "scalar" or len(v.args) < 2:
@@ -99,7 +101,12 @@ def numpy_scalar(v: Any) -> Any:
     raw = as_bytes(v.args[1])
     if dt is None or dt.kind not in "biufc" or not isinstance(raw, bytes) or len(raw) != dt.itemsize:
         return None
-    return np.frombuffer(raw, dtype=dt)[0].item()
+    fmt = _STRUCT.get(f"{dt.kind}{dt.itemsize}")
+    if fmt is None:                 # long double and kin: NumPy decodes them
+        import numpy as np
+        return np.frombuffer(raw, dtype=dt.numpy)[0].item()
+    values = struct.unpack((">" if dt.byteorder == ">" else "<") + fmt, raw)
+    return complex(*values) if dt.kind == "c" else values[0]
 
 
 def object_state(v: Call) -> dict[str, Any]:
