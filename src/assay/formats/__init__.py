@@ -60,22 +60,15 @@ def readers() -> list[Reader]:
 
 
 def _libraries(head: bytes) -> tuple[str, ...]:
-    """Libraries that reading (and scanning) a file with this head will import. Pickles, torch
-    zips, ONNX, GGUF and HDF5 are read without any (the pickle machine, the protobuf walk, the
-    GGUF parser and the HDF5 structure reader are assay's own; h5py only reads HDF5 files that
-    use what that reader does not, and datasets stored in chunks); NumPy is for .npy/.npz and
-    joblib arrays."""
+    """Libraries that reading (and scanning) a file with this head will import. Weights are
+    read without any: the pickle machine, the protobuf walk, the GGUF parser, the HDF5
+    structure reader and NumPy's type strings are assay's own (h5py still reads HDF5 files
+    using what that reader does not, and datasets stored in chunks). Chat templates are
+    analysed with Jinja's parser."""
     if head[:4] == b"GGUF":
         return ("jinja2",)                # GGUF metadata often carries a chat template
-    if head[:4] == b"PK\x03\x04":
-        first = head[30:30 + int.from_bytes(head[26:28], "little")]    # the first member's name
-        if first.endswith(b".npy"):
-            return ("numpy",)
+    if head[:4] == b"PK\x03\x04" or head[:6] == b"\x93NUMPY" or head[:1] == b"\x80":
         return ()
-    if head[:6] == b"\x93NUMPY":
-        return ("numpy",)
-    if head[:1] == b"\x80" and head[1:2] < b"\x06":
-        return ("numpy",) if b"numpy" in head or b"joblib" in head else ()
     if b"{%" in head or b"chat_template" in head:
         return ("jinja2",)
     return ()
