@@ -2,19 +2,27 @@
 
 Public API: `open_model`, `inspect`, `identify`, `verify`, `diff`, `scan`, the tensor model
 (`ModelArtifact`, `TensorRecord`, `Observation`), `Limits`, and the errors rooted at `AssayError`.
+
+The names are imported when first used (`assay.scan`, `from assay import scan`), so that the
+command line, which imports this package first, only pays for the modules its command needs.
 """
 
-from assay.api import diff, identify, inspect, open_model, scan, verify
-from assay.errors import (
-    AssayError,
-    FormatError,
-    LimitError,
-    UnknownFormatError,
-    UnsupportedError,
-    UsageError,
-)
-from assay.limits import Limits
-from assay.model import ModelArtifact, Observation, TensorRecord
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from assay.api import diff, identify, inspect, open_model, scan, verify
+    from assay.errors import (
+        AssayError,
+        FormatError,
+        LimitError,
+        UnknownFormatError,
+        UnsupportedError,
+        UsageError,
+    )
+    from assay.limits import Limits
+    from assay.model import ModelArtifact, Observation, TensorRecord
 
 __version__ = "0.1.0"
 
@@ -23,3 +31,26 @@ __all__ = [
     "TensorRecord", "UnknownFormatError", "UnsupportedError", "UsageError", "__version__",
     "diff", "identify", "inspect", "open_model", "scan", "verify",
 ]
+
+# public name -> the module that defines it
+_WHERE = {
+    **dict.fromkeys(("diff", "identify", "inspect", "open_model", "scan", "verify"), "assay.api"),
+    **dict.fromkeys(("AssayError", "FormatError", "LimitError", "UnknownFormatError",
+                     "UnsupportedError", "UsageError"), "assay.errors"),
+    "Limits": "assay.limits",
+    **dict.fromkeys(("ModelArtifact", "Observation", "TensorRecord"), "assay.model"),
+}
+
+
+def __getattr__(name: str) -> Any:
+    where = _WHERE.get(name)
+    if where is None:
+        raise AttributeError(f"module 'assay' has no attribute {name!r}")
+    from importlib import import_module
+    value = getattr(import_module(where), name)
+    globals()[name] = value            # once: later lookups do not come back here
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))

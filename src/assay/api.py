@@ -11,11 +11,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
-from assay.analyses.summary import Summary, summarize
 from assay.errors import FormatError, UsageError
-from assay.formats import read_path
 from assay.limits import DEFAULT_LIMITS, Limits
-from assay.model.artifact import ModelArtifact
 
 if TYPE_CHECKING:
     from assay.adapt.cost import CostReport
@@ -29,23 +26,27 @@ if TYPE_CHECKING:
     from assay.analyses.lineage.forest import Forest
     from assay.analyses.lineage.types import Fingerprint, Verdict
     from assay.analyses.scan import FileScan, Policy, ScanReport
+    from assay.analyses.summary import Summary
     from assay.catalog import Added, Catalog, Entry, FindResult
     from assay.errors import AssayError
+    from assay.model.artifact import ModelArtifact
     from assay.recipes.challenge import ChallengeResult
     from assay.recipes.record import BuildRecord
     from assay.recipes.schema import LoadedRecipe
 
-# Analyses that need NumPy or BLAKE3 are imported by the functions that use them, so that
-# reading a header (`inspect`) starts fast.
+# Readers and analyses are imported by the functions that use them, so that reading a header
+# (`inspect`) or scanning a folder (`scan`) starts fast: each command pays for what it uses.
 
 
 def open_model(path: str, limits: Limits = DEFAULT_LIMITS) -> ModelArtifact:
     """Read a weight file or model folder into the tensor model. Raises `AssayError` on bad input."""
+    from assay.formats import read_path
     return read_path(str(path), limits)
 
 
 def inspect(path: str, *, tensors: bool = False, limits: Limits = DEFAULT_LIMITS) -> Summary:
     """Summarise a weight file or folder: format, files, totals, dtypes, largest tensors."""
+    from assay.analyses.summary import summarize
     return summarize(open_model(path, limits), with_tensors=tensors)
 
 

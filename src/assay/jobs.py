@@ -6,8 +6,6 @@ run goes on. Workers are forked, so they share what the parent already imported.
 
 from __future__ import annotations
 
-import multiprocessing as mp
-import multiprocessing.connection as mp_connection
 import os
 import signal
 import time
@@ -19,6 +17,7 @@ from typing import Any
 
 @dataclass(frozen=True)
 class Budget:
+    """What one input may take in a worker: wall seconds and heap bytes."""
     seconds: float = 60.0                # wall time per input
     memory_bytes: int | None = 4 << 30   # heap (RLIMIT_DATA) per worker; file maps are not counted
 
@@ -70,6 +69,7 @@ def _worker(fn: Callable[[Any], Any], conn: Any, budget: Budget) -> None:
 
 @dataclass
 class _Slot:
+    """One worker process, its pipe, and the inputs sent to it."""
     proc: Any
     conn: Any
     early: bool = False                   # forked before `prepare` ran: prefers light inputs
@@ -92,6 +92,9 @@ def run(fn: Callable[[Any], Any], args: list[Any], *, workers: int | None = None
     overlap instead of following each other."""
     if not args:
         return
+    # here, not at the top: a scan with nothing to do never imports multiprocessing
+    import multiprocessing as mp
+    import multiprocessing.connection as mp_connection
     ctx = mp.get_context("fork")
     n = max(1, min(workers or os.cpu_count() or 1, len(args)))
     marked = light if light is not None and len(light) == len(args) else [False] * len(args)

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 
 @dataclass(frozen=True)
 class Limits:
+    """Every bound a reader checks counts and lengths from a file against."""
     # headers and metadata
     max_header_bytes: int = 100 * 1024 * 1024      # safetensors JSON header, npy header, GGUF strings
     max_json_depth: int = 64

@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
-import json
 import sys
 from enum import StrEnum
+from functools import cache
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
 if TYPE_CHECKING:
     from rich.console import Console
+
+    app: typer.Typer        # the whole app, built on first use (see `__getattr__` below)
 
 from assay import api
 from assay.cli.common import EXIT_ERROR, EXIT_FOUND, EXIT_OK, fail
@@ -20,9 +22,7 @@ from assay.errors import AssayError
 _APP_SETTINGS: dict[str, Any] = dict(
     add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
     help="Read, scan, identify and trace model weights without executing them.")
-app = typer.Typer(**_APP_SETTINGS)
-
-
+_app = typer.Typer(**_APP_SETTINGS)    # the commands defined here; `app` is the whole app
 
 
 class OutputFormat(StrEnum):
@@ -36,7 +36,7 @@ class ScanFormat(StrEnum):
     sarif = "sarif"
 
 
-@app.command()
+@_app.command()
 def inspect(
     path: Annotated[str, typer.Argument(help="A weight file or a model folder.")],
     fmt: Annotated[OutputFormat, typer.Option("--format", "-f", help="Output format.")]
@@ -62,10 +62,11 @@ def _stdout() -> Console:
 
 
 def _emit_json(doc: dict) -> None:
+    import json
     sys.stdout.write(json.dumps(doc, indent=2, default=str) + "\n")
 
 
-@app.command("id")
+@_app.command("id")
 def id_(
     path: Annotated[str, typer.Argument(help="A weight file or a model folder.")],
     fmt: Annotated[OutputFormat, typer.Option("--format", "-f", help="Output format.")]
@@ -97,6 +98,8 @@ def id_(
             _stdout().print(render_identity.verification_text(path, result), end="")
         raise typer.Exit(EXIT_OK if result.matches else EXIT_FOUND)
     if manifest:
+        import json
+
         from assay.analyses.identity import manifest_of
         try:
             with open(manifest, "x", encoding="utf-8") as fh:
@@ -112,7 +115,7 @@ def id_(
         _stdout().print(render_identity.to_text(path, ident, tensors))
 
 
-@app.command("diff")
+@_app.command("diff")
 def diff_(
     a: Annotated[str, typer.Argument(help="The first (older) model: file or folder.")],
     b: Annotated[str, typer.Argument(help="The second (newer) model: file or folder.")],
@@ -138,7 +141,7 @@ def diff_(
     raise typer.Exit(EXIT_OK if result.identical else EXIT_FOUND)
 
 
-@app.command("scan")
+@_app.command("scan")
 def scan_(
     paths: Annotated[list[str], typer.Argument(help="Files and folders (scanned recursively).")],
     fmt: Annotated[ScanFormat, typer.Option("--format", "-f", help="text, json or sarif.")]
@@ -173,54 +176,75 @@ def scan_(
     raise typer.Exit(EXIT_ERROR if report.errors and fail_on_error else EXIT_OK)
 
 
-from assay.cli import lineage as _lineage_cli  # noqa: E402  (a command in its own module)
-
-app.command("lineage")(_lineage_cli.lineage)
-from assay.cli.catalog import app as _catalog_app  # noqa: E402
-
-app.add_typer(_catalog_app, name="catalog")
-from assay.cli.audit import audit as _audit_cmd  # noqa: E402
-
-app.command("audit")(_audit_cmd)
-from assay.cli import recipes as _recipes_cli  # noqa: E402
-
-app.command("rebuild")(_recipes_cli.rebuild)
-app.command("challenge")(_recipes_cli.challenge)
-from assay.cli import adapt as _adapt_cli  # noqa: E402
-
-app.command("adapt")(_adapt_cli.adapt)
-app.command("predict")(_adapt_cli.predict)
-app.command("cost")(_adapt_cli.cost)
+# Commands in modules of their own: (name, module, function). Their modules are imported only
+# when the command is asked for, or when the whole app is built (help, tests).
+_ELSEWHERE = (
+    ("lineage", "assay.cli.lineage", "lineage"),
+    ("audit", "assay.cli.audit", "audit"),
+    ("rebuild", "assay.cli.recipes", "rebuild"),
+    ("challenge", "assay.cli.recipes", "challenge"),
+    ("adapt", "assay.cli.adapt", "adapt"),
+    ("predict", "assay.cli.adapt", "predict"),
+    ("cost", "assay.cli.adapt", "cost"),
+)
+_GROUPS = (("catalog", "assay.cli.catalog", "app"),)    # command groups: (name, module, Typer)
 
 
-@app.callback()
+def _load(module: str, attr: str) -> Any:
+    from importlib import import_module
+    return getattr(import_module(module), attr)
+
+
+@_app.callback()
 def _root() -> None:
     """assay: pretrained model weights, treated like binaries."""
+
+
+@cache
+def _full() -> typer.Typer:
+    """The app with every command registered."""
+    for name, module, attr in _ELSEWHERE:
+        _app.command(name)(_load(module, attr))
+    for name, module, attr in _GROUPS:
+        _app.add_typer(_load(module, attr), name=name)
+    return _app
+
+
+def __getattr__(name: str) -> Any:
+    if name == "app":          # `from assay.cli.main import app`: the whole app
+        return _full()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def _only(name: str) -> typer.Typer:
     """The app with only the command (or command group) `name` registered: Typer builds a click
     command for every registered function with its parameters on each start, which costs more
-    than the rest of a small scan; the one asked for is enough. `app` itself when `name` is not
-    a command (help, a typo: the full app answers)."""
+    than the rest of a small scan; the one asked for is enough, and only its module is imported.
+    The whole app when `name` is not a command (help, a typo: the full app answers)."""
     def called(info: typer.models.CommandInfo) -> str:
         return info.name or (info.callback.__name__.replace("_", "-") if info.callback else "")
 
-    commands = [c for c in app.registered_commands if called(c) == name]
-    groups = [g for g in app.registered_groups if g.name == name]
-    if not commands and not groups:
-        return app
     one = typer.Typer(**_APP_SETTINGS)
-    one.registered_commands = commands
-    one.registered_groups = groups
-    one.registered_callback = app.registered_callback
-    return one
+    one.registered_callback = _app.registered_callback
+    commands = [c for c in _app.registered_commands if called(c) == name]
+    if commands:
+        one.registered_commands = commands
+        return one
+    for cmd, module, attr in _ELSEWHERE:
+        if cmd == name:
+            one.command(cmd)(_load(module, attr))
+            return one
+    for group, module, attr in _GROUPS:
+        if group == name:
+            one.add_typer(_load(module, attr), name=group)
+            return one
+    return _full()
 
 
 def main() -> None:
     try:
         words = [a for a in sys.argv[1:2] if not a.startswith("-")]
-        (_only(words[0]) if words else app)()
+        (_only(words[0]) if words else _full())()
     except KeyboardInterrupt:
         sys.stderr.write("assay: interrupted\n")
         sys.exit(130)

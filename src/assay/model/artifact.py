@@ -11,6 +11,7 @@ from assay.model.tensor import TensorRecord
 
 @dataclass(frozen=True)
 class Location:
+    """Where in a model something is: a file, an archive member, a byte offset."""
     file: str
     member: str | None = None
     offset: int | None = None
@@ -39,6 +40,7 @@ class Observation:
 
 @dataclass
 class ModelArtifact:
+    """A model as assay read it: source files, format, metadata, tensors, observations."""
     path: str                                  # what the user named (file or folder)
     format: str                                # reader name, e.g. "safetensors", "pytorch-zip"
     files: list[str] = field(default_factory=list)

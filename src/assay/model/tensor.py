@@ -93,6 +93,7 @@ class ByteSpan:
 
 @dataclass(frozen=True)
 class TensorRecord:
+    """One tensor: name, canonical dtype, shape, where its bytes are; `read()` maps them lazily."""
     name: str
     dtype: DType
     shape: tuple[int, ...]

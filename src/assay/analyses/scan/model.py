@@ -15,6 +15,7 @@ def severity_rank(s: str) -> int:
 
 @dataclass(frozen=True)
 class Finding:
+    """One judgement of a rule: rule ID, severity, message, where."""
     rule: str
     severity: str
     message: str
@@ -24,6 +25,7 @@ class Finding:
 
 @dataclass(frozen=True)
 class FileScan:
+    """The scan of one file: its findings, or why it could not be read or was skipped."""
     path: str
     format: str | None                 # reader name, None when no reader recognised the file
     findings: tuple[Finding, ...] = ()
@@ -44,6 +46,7 @@ class FileScan:
 
 @dataclass(frozen=True)
 class ScanReport:
+    """The scan of every file asked for, in order, with totals."""
     files: tuple[FileScan, ...]
     policy: str = "default"
     totals: dict[str, int] = field(default_factory=dict)

@@ -6,10 +6,10 @@ replaces it. Nothing in a policy names code to import."""
 from __future__ import annotations
 
 import fnmatch
+import os
 import tomllib
 from dataclasses import dataclass, field
 from functools import cache
-from importlib import resources
 
 from assay.analyses.scan.model import SEVERITIES
 
@@ -20,6 +20,7 @@ class PolicyError(ValueError):
 
 @dataclass(frozen=True)
 class Entry:
+    """Globals matched by patterns, in which formats, with a reason, severity and rule."""
     patterns: tuple[str, ...]
     reason: str
     contexts: tuple[str, ...] = ("*",)
@@ -32,12 +33,14 @@ class Entry:
 
 @dataclass(frozen=True)
 class Verdict:
+    """What the policy says about one global, and the entry that said it."""
     kind: str            # "safe" | "dangerous" | "unknown"
     entry: Entry | None
 
 
 @dataclass(frozen=True)
 class Policy:
+    """Safe and dangerous globals, format groups, and the severity of unknown ones."""
     name: str
     safe: tuple[Entry, ...]
     dangerous: tuple[Entry, ...]
@@ -113,7 +116,16 @@ def parse(text: str, name: str) -> Policy:
     return Policy(name, tuple(entries["safe"]), tuple(entries["dangerous"]), groups, unknown)
 
 
+DEFAULT_FILE = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))),
+                            "data", "policy.toml")
+
+
 @cache
 def default_policy() -> Policy:
-    text = resources.files("assay.data").joinpath("policy.toml").read_text(encoding="utf-8")
+    try:       # a plain file next to the package: importlib.resources costs more than the read
+        with open(DEFAULT_FILE, encoding="utf-8") as fh:
+            text = fh.read()
+    except OSError:       # installed in a zip file or the like: ask the import system
+        from importlib import resources
+        text = resources.files("assay.data").joinpath("policy.toml").read_text(encoding="utf-8")
     return parse(text, "default")

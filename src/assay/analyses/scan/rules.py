@@ -15,6 +15,7 @@ from assay.model.artifact import Location, Observation
 
 @dataclass(frozen=True)
 class Context:
+    """What a rule sees of one file: its observations, format, policy and reading error."""
     path: str
     format: str | None
     observations: tuple[Observation, ...]
@@ -31,6 +32,7 @@ Check = Callable[[Context], Iterable[Finding]]
 
 @dataclass(frozen=True)
 class Rule:
+    """A registered check with its stable ID, family, default severity and title."""
     id: str
     family: str
     severity: str
