@@ -54,3 +54,43 @@ def test_inputs_queued_behind_a_slow_one_are_not_lost() -> None:
     assert time.monotonic() - t0 < 10
     assert [results[i] for i in (0, 2, 3)] == [0, 2, 3]
     assert isinstance(results[1], jobs.Failed) and "longer than 1 s" in results[1].reason
+
+
+def test_the_early_worker_is_fed_while_the_parent_prepares() -> None:
+    # 30 light inputs of 20 ms are 0.6 s of work: more than a fixed share can cover while the
+    # 0.5 s preparation runs, so the early worker must be fed as it answers
+    PREPARED["done"] = False
+    light = [True] * 30 + [False] * 4
+    t0 = time.monotonic()
+    results = dict(jobs.run(_where, list(range(34)), workers=2, light=light, prepare=_prepare))
+    during = [i for i in range(30) if results[i][3] < t0 + 0.45]
+    assert len(during) >= 15, len(during)
+    assert all(results[i][1] for i in range(30, 34))     # heavy inputs only after preparing
+
+
+def _order(x: int) -> tuple[int, float]:
+    return x, time.monotonic()
+
+
+def test_costliest_inputs_go_first() -> None:
+    cost = [1.0, 50.0, 3.0, 20.0, 2.0]
+    results = dict(jobs.run(_order, list(range(5)), workers=1, cost=cost))
+    started = sorted(range(5), key=lambda i: results[i][1])
+    assert started == [1, 3, 2, 4, 0]
+
+
+def _die_first(x: int) -> int:
+    if x == 0:
+        os._exit(3)
+    return x
+
+
+def test_a_worker_dying_while_the_parent_prepares_is_replaced() -> None:
+    import gc
+
+    PREPARED["done"] = False
+    results = dict(jobs.run(_die_first, list(range(6)), workers=2, light=[True] * 6,
+                            prepare=_prepare, cost=[9.0, 1, 1, 1, 1, 1]))
+    assert isinstance(results[0], jobs.Failed) and "crashed" in results[0].reason
+    assert [results[i] for i in range(1, 6)] == [1, 2, 3, 4, 5]
+    assert gc.get_freeze_count() == 0          # what was frozen for the forks is collectable again

@@ -159,31 +159,35 @@ def scan(paths: list[str], *, policy: Policy | None = None, workers: int | None 
     from functools import partial
 
     from assay import jobs
-    from assay.analyses.scan import FileScan, ScanReport, default_policy
 
-    pol = policy or default_policy()
     items = expand_paths(paths, limits)
     light: list[bool] | None = None
     prepare: Callable[[], None] | None = None
-    if len(items) > 1:      # import the libraries most files need once, before workers fork
-        import assay.formats.pickle.machine  # noqa: F401  (every worker would import these)
-        from assay.formats import libraries_needed, preload, readers
-        readers()
+    cost: list[float] | None = None
+    if len(items) > 1:
+        # The first worker forks now, before the readers and rules are imported: it imports
+        # what its first files need while this process imports everything (`_prepare`, in a
+        # thread), and the other workers fork after that and share it.
+        from assay.formats import libraries_needed
         needs = libraries_needed([p for p, _ in items])
         light = [not libs for libs in needs]
-        prepare = partial(preload, needs)
+        prepare = partial(_prepare, needs)
+        cost = [_scan_cost(p) for p, _ in items]
     results: list[FileScan | None] = [None] * len(items)
-    work = partial(scan_file, policy=pol, limits=limits)
+    work = partial(scan_file, policy=policy, limits=limits)    # None: each worker's default
     budget = jobs.Budget(seconds=seconds_per_file)
     done = 0
     for idx, out in jobs.run(work, [p for p, _ in items], workers=workers, budget=budget,
-                             light=light, prepare=prepare):
+                             light=light, prepare=prepare, cost=cost):
         if isinstance(out, jobs.Failed):
+            from assay.analyses.scan import FileScan
             out = FileScan(items[idx][0], None, error=f"{items[idx][0]}: {out.reason}")
         results[idx] = out
         done += 1
         if progress:
             progress(done, len(items))
+    from assay.analyses.scan import ScanReport, default_policy
+
     final = []
     for (_path, named), r in zip(items, results, strict=True):
         assert r is not None
@@ -193,7 +197,34 @@ def scan(paths: list[str], *, policy: Policy | None = None, workers: int | None 
     totals = {"files": len(final), "findings": sum(len(r.findings) for r in final),
               "errors": sum(1 for r in final if r.status == "error"),
               "skipped": sum(1 for r in final if r.skipped)}
-    return ScanReport(tuple(final), pol.name, totals)
+    return ScanReport(tuple(final), (policy or default_policy()).name, totals)
+
+
+def _prepare(needs: list[tuple[str, ...]]) -> None:
+    """Before the later scan workers fork: import every reader, the pickle machine and the
+    rules, read the default policy, import the libraries several files need, and build the
+    chat-template parser when templates are expected."""
+    import sys
+
+    import assay.formats.pickle.machine  # noqa: F401
+    from assay.analyses.scan import default_policy
+    from assay.formats import preload, readers
+    readers()
+    default_policy()
+    preload(needs)
+    if "jinja2" in sys.modules:
+        from assay.analyses.scan import templates
+        templates.warm()
+
+
+def _scan_cost(path: str) -> float:
+    """A guess at how long scanning a file takes, for ordering the work: a fixed part (opening,
+    sniffing, judging) worth reading about 64 KiB, plus the size."""
+    import os
+    try:
+        return 65536.0 + os.path.getsize(path)
+    except OSError:
+        return 65536.0
 
 
 def load_policy(path: str) -> Policy:

@@ -6,8 +6,10 @@ run goes on. Workers are forked, so they share what the parent already imported.
 
 from __future__ import annotations
 
+import gc
 import os
 import signal
+import threading
 import time
 from collections import deque
 from collections.abc import Callable, Iterator
@@ -39,9 +41,6 @@ def _limit_memory(nbytes: int | None) -> None:
         pass
 
 
-# At most this many inputs are sent ahead to the early worker: their paths fit in the pipe's
-# buffer, so the parent never blocks writing while the worker blocks on its own answers.
-EARLY_SHARE = 256
 AHEAD = 2
 ISOLATED = "ASSAY_ISOLATED"     # set in workers: a crash here is caught by the parent
 
@@ -79,7 +78,8 @@ class _Slot:
 
 def run(fn: Callable[[Any], Any], args: list[Any], *, workers: int | None = None,
         budget: Budget = Budget(), light: list[bool] | None = None,
-        prepare: Callable[[], None] | None = None) -> Iterator[tuple[int, Any]]:
+        prepare: Callable[[], None] | None = None,
+        cost: list[float] | None = None) -> Iterator[tuple[int, Any]]:
     """Yield (index, result) as inputs finish; a result is fn's return value or `Failed`.
 
     Each worker has its own pipe, so the parent always knows which input a worker holds, even
@@ -87,9 +87,10 @@ def run(fn: Callable[[Any], Any], args: list[Any], *, workers: int | None = None
 
     `prepare` runs in the parent before the workers are forked, so that they share what it
     imports. Inputs marked in `light` do not need it: when there are some, one worker is forked
-    first and sent a share of them at once, then `prepare` runs while that worker reads, then
-    the other workers are forked and take the other inputs first. Start-up and the first reads
-    overlap instead of following each other."""
+    first and fed light inputs while `prepare` runs in a thread; when it is done the other
+    workers are forked (no thread runs beside a fork) and take the other inputs first.
+    Start-up and the first reads overlap instead of following each other. Inputs go out
+    costliest first (`cost`, a guess per input), so that no slow one is left for the end."""
     if not args:
         return
     # here, not at the top: a scan with nothing to do never imports multiprocessing
@@ -98,11 +99,20 @@ def run(fn: Callable[[Any], Any], args: list[Any], *, workers: int | None = None
     ctx = mp.get_context("fork")
     n = max(1, min(workers or os.cpu_count() or 1, len(args)))
     marked = light if light is not None and len(light) == len(args) else [False] * len(args)
-    light_q: deque[int] = deque(i for i in range(len(args)) if marked[i])
-    heavy_q: deque[int] = deque(i for i in range(len(args)) if not marked[i])
+    weight = cost if cost is not None and len(cost) == len(args) else [1.0] * len(args)
+    # the costliest inputs first (longest processing time first): a slow input met at the end
+    # would keep one worker busy while the others wait
+    order = sorted(range(len(args)), key=lambda i: -weight[i])
+    light_q: deque[int] = deque(i for i in order if marked[i])
+    heavy_q: deque[int] = deque(i for i in order if not marked[i])
     slots: list[_Slot] = []
 
     def spawn(early: bool = False) -> _Slot:
+        # Objects that exist now are moved out of the collector's sight (until the run ends):
+        # a worker's collections neither walk them nor write to their pages (which would copy
+        # the parent's memory page by page), and the parent's own collections while it waits
+        # for answers are short.
+        gc.freeze()
         parent, child = ctx.Pipe()
         p = ctx.Process(target=_worker, args=(fn, child, budget), daemon=True)
         p.start()
@@ -122,6 +132,8 @@ def run(fn: Callable[[Any], Any], args: list[Any], *, workers: int | None = None
         the parent to read an answer and send more (on two busy cores that wait is not short)."""
         while len(slot.queue) < AHEAD:
             first, second = (light_q, heavy_q) if slot.early else (heavy_q, light_q)
+            if slot.early and preparing is not None:
+                second = deque()               # inputs that need `prepare` wait for it
             q = first or second
             if not q:
                 return
@@ -134,13 +146,39 @@ def run(fn: Callable[[Any], Any], args: list[Any], *, workers: int | None = None
         slot.proc.join(5)
         slot.conn.close()
 
-    if prepare is not None and light_q and n >= 2:
-        early = spawn(early=True)
-        for _ in range(max(1, min(len(light_q) // n, EARLY_SHARE))):
-            send(early, light_q.popleft())
-        prepare()
-        for _ in range(n - 1):
+    preparing: threading.Thread | None = None
+    failure: list[BaseException] = []
+
+    def run_prepare() -> None:
+        try:
+            assert prepare is not None
+            prepare()
+        except BaseException as exc:       # raised again in the caller's thread
+            failure.append(exc)
+
+    def prepared() -> bool:
+        """Whether `prepare` is over; the first time it is, fork the other workers."""
+        nonlocal preparing
+        if preparing is None:
+            return True
+        if preparing.is_alive():
+            return False
+        preparing.join()
+        preparing = None
+        if failure:
+            raise failure[0]
+        for slot in slots:                  # the early worker may have run out of light inputs
+            top_up(slot)
+        for _ in range(n - len(slots)):
             top_up(spawn())
+        return True
+
+    if prepare is not None and light_q and n >= 2:
+        # one worker forks now and reads light inputs, fed as it answers, while `prepare`
+        # imports in a thread; the others fork once it is done (no thread is running then)
+        top_up(spawn(early=True))
+        preparing = threading.Thread(target=run_prepare, name="assay-prepare", daemon=True)
+        preparing.start()
     else:
         if prepare is not None:
             prepare()
@@ -149,8 +187,9 @@ def run(fn: Callable[[Any], Any], args: list[Any], *, workers: int | None = None
     done = 0
     try:
         while done < len(args):
+            waiting = not prepared()
             busy = [s for s in slots if s.queue]
-            ready = mp_connection.wait([s.conn for s in busy], timeout=0.2)
+            ready = mp_connection.wait([s.conn for s in busy], timeout=0.002 if waiting else 0.2)
             for slot in [s for s in busy if s.conn in ready]:
                 try:
                     idx, out = slot.conn.recv()
@@ -176,7 +215,9 @@ def run(fn: Callable[[Any], Any], args: list[Any], *, workers: int | None = None
                     done += 1
                     yield task, Failed(reason)
                     if light_q or heavy_q:
-                        top_up(spawn())
+                        if preparing is not None:      # never fork beside a running thread
+                            preparing.join()
+                        top_up(spawn(early=preparing is not None))
     finally:
         for slot in list(slots):
             try:
@@ -186,6 +227,7 @@ def run(fn: Callable[[Any], Any], args: list[Any], *, workers: int | None = None
         for slot in list(slots):
             slot.proc.join(1)
             retire(slot)
+        gc.unfreeze()
 
 
 def _death(code: int | None) -> str:

@@ -157,7 +157,6 @@ def scan_(
 ) -> None:
     """Would loading these files run code? Exit 0 clean, 1 findings, 2 errors."""
     import assay
-    from assay.render import scan as render_scan
     try:
         pol = api.load_policy(policy) if policy else None
         with ScanProgress() as bar:
@@ -165,6 +164,7 @@ def scan_(
                               progress=bar.update)
     except AssayError as exc:
         raise fail(exc.one_line()) from None
+    from assay.render import scan as render_scan  # after the scan, which imported its rules
     if fmt is ScanFormat.json:
         _emit_json(render_scan.to_json(report))
     elif fmt is ScanFormat.sarif:
@@ -253,6 +253,10 @@ def main() -> None:
     except BaseException as exc:  # a bug in assay: still one line, never a traceback
         sys.stderr.write(f"assay: internal error: {type(exc).__name__}: {exc}\n")
         sys.exit(EXIT_ERROR)
+    finally:
+        # the process ends now: spare it the full collection Python makes on the way out
+        import gc
+        gc.freeze()
 
 
 if __name__ == "__main__":

@@ -7,11 +7,14 @@ from __future__ import annotations
 
 import fnmatch
 import os
+import re
 import tomllib
 from dataclasses import dataclass, field
 from functools import cache
 
 from assay.analyses.scan.model import SEVERITIES
+
+_WILD = frozenset("*?[")
 
 
 class PolicyError(ValueError):
@@ -27,8 +30,19 @@ class Entry:
     severity: str = "critical"
     rule: str = "PICKLE001"
 
+    def __post_init__(self) -> None:
+        # exact names in a set, wildcard patterns in one regular expression, built once when
+        # the policy is read (before scan workers fork), not per pattern on first use in each
+        exact = frozenset(p for p in self.patterns if not _WILD.intersection(p))
+        wild = [fnmatch.translate(p) for p in self.patterns if _WILD.intersection(p)]
+        object.__setattr__(self, "_exact", exact)
+        object.__setattr__(self, "_wild", re.compile("|".join(wild)).match if wild else None)
+
     def matches(self, name: str) -> bool:
-        return any(fnmatch.fnmatchcase(name, p) for p in self.patterns)
+        if name in self._exact:           # type: ignore[attr-defined]
+            return True
+        wild = self._wild                  # type: ignore[attr-defined]
+        return wild is not None and wild(name) is not None
 
 
 @dataclass(frozen=True)
