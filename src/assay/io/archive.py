@@ -59,7 +59,7 @@ class ZipArchive:
     prefix_bytes: int = 0
     end: int = 0                 # offset just past the end-of-central-directory record
     comment: bytes = b""         # the archive comment (EOCD)
-    _heads: dict[tuple[int, str, int], bytes] = field(default_factory=dict, repr=False)
+    _heads: dict[tuple[int, int, int, int], bytes] = field(default_factory=dict, repr=False)
     _map: memoryview | None = field(default=None, repr=False)
 
     def names(self) -> list[str]:
@@ -101,11 +101,15 @@ class ZipArchive:
     def head(self, m: Member, n: int = 16) -> bytes:
         """The first bytes of a member (inflating only a prefix), for recognising nested content.
         Remembered per member: readers and observations ask for the same heads."""
-        key = (m.header_offset, m.name, n)
+        if n > HEAD_BYTES:
+            return self._head(m, n)
+        # by where the data lies: members that share their data (a bomb of overlapping
+        # entries) are inflated once, and the short and the long head of one member too
+        key = (m.data_offset, m.compressed_size, m.compress_type, m.flags & 0x1)
         cached = self._heads.get(key)
         if cached is None:
-            cached = self._heads[key] = self._head(m, n)
-        return cached
+            cached = self._heads[key] = self._head(m, HEAD_BYTES)
+        return cached[:n]
 
     def _head(self, m: Member, n: int) -> bytes:
         if self._map is None:
@@ -241,6 +245,7 @@ def open_zip(path: str, limits: Limits) -> ZipArchive:
 
 
 SMALL_MEMBER = 1 << 20
+HEAD_BYTES = 512             # the head of a member that is inflated and kept
 ODDITIES_PER_CODE = 100      # a crafted archive of thousands of members is one problem per code
 
 
