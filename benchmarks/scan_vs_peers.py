@@ -38,6 +38,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -238,13 +239,24 @@ def run(cmd: list[str], timeout: float, scratch: Path) -> Proc:
                                  env=child_env(), preexec_fn=_child_setup, start_new_session=True)
         except OSError as exc:      # the command itself is missing or cannot start
             return Proc(127, "", f"cannot start {cmd[0]}: {exc}", time.perf_counter() - t0)
+        # A blocking wait, with a timer that kills the group on timeout: `Popen.wait(timeout)`
+        # polls with sleeps that grow to 50 ms, which would add up to that much to each time.
+        expired = threading.Event()
+
+        def kill() -> None:
+            expired.set()
+            try:
+                os.killpg(p.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        timer = threading.Timer(timeout, kill)
+        timer.start()
         try:
-            rc: int | None = p.wait(timeout=timeout)
-        except subprocess.TimeoutExpired:
-            os.killpg(p.pid, signal.SIGKILL)
-            p.wait()
-            rc = None
+            code = p.wait()
+        finally:
+            timer.cancel()
         seconds = time.perf_counter() - t0
+        rc: int | None = None if expired.is_set() else code
     return Proc(rc, out_f.read_text(errors="replace"), err_f.read_text(errors="replace"), seconds)
 
 
