@@ -205,3 +205,18 @@ def test_corrupted_bytes_raise_only_format_errors(tmp_path: Path) -> None:
             _own(part)
         except (hdf5.Malformed, hdf5.NotRead, UnicodeDecodeError):
             pass
+
+
+def test_fixed_strings_end_as_h5py_ends_them(tmp_path: Path) -> None:
+    p = tmp_path / "strings.h5"
+    stored = np.array([b"ab\x00cd\x00"], dtype="S6")
+    with h5py.File(p, "w") as f:
+        for name, pad in (("nullterm", h5py.h5t.STR_NULLTERM), ("nullpad", h5py.h5t.STR_NULLPAD)):
+            t = h5py.h5t.C_S1.copy()
+            t.set_size(6)
+            t.set_strpad(pad)
+            a = h5py.h5a.create(f.id, name.encode(), t, h5py.h5s.create_simple((1,)))
+            a.write(stored, mtype=t)          # the bytes as given, no conversion on the way
+    assert _own(p) == _library(p)
+    values = {row[2]: row[3] for row in _own(p)}
+    assert values == {"nullterm": ["ab"], "nullpad": ["ab\x00cd"]}

@@ -719,9 +719,10 @@ _FORMATS = {(FLOAT, 2): "e", (FLOAT, 4): "f", (FLOAT, 8): "d"}
 
 def value(f: Hdf5File, a: Attribute) -> Any:
     """An attribute's value as plain Python, as h5py gives it and `list()` of NumPy arrays
-    makes it: strings (variable-length or fixed, UTF-8 decoded, fixed ones without trailing
-    NULs) as str, numbers as int/float/bool, arrays as nested lists. Raises `NotRead` for
-    values h5py would give as something else (compound, references, null dataspaces...)."""
+    makes it: strings (variable-length or fixed, UTF-8 decoded; fixed ones end at their first
+    NUL when null-terminated, without their trailing NULs when null-padded) as str, numbers as
+    int/float/bool, arrays as nested lists. Raises `NotRead` for values h5py would give as
+    something else (compound, references, null dataspaces...)."""
     if a.shape is None:
         raise NotRead("an attribute with a null dataspace")
     dt = a.dtype
@@ -732,8 +733,10 @@ def value(f: Hdf5File, a: Attribute) -> Any:
     elif dt.cls == STRING:
         if dt.strpad == 2:
             raise NotRead("space-padded strings")
-        items = [bytes(a.data[i * dt.size:(i + 1) * dt.size]).rstrip(b"\0").decode("utf-8")
-                 for i in range(n)]
+        raw = [bytes(a.data[i * dt.size:(i + 1) * dt.size]) for i in range(n)]
+        # null-terminated: up to the first NUL; null-padded: without the trailing NULs
+        items = [(r.split(b"\0", 1)[0] if dt.strpad == 0 else r.rstrip(b"\0")).decode("utf-8")
+                 for r in raw]
     elif dt.cls == FIXED and dt.standard:
         order = "big" if dt.order == ">" else "little"
         items = [int.from_bytes(a.data[i * dt.size:(i + 1) * dt.size], order, signed=dt.signed)
