@@ -55,6 +55,8 @@ class Probe:
 
 @dataclass(frozen=True)
 class Reader:
+    """A format: its name, how it recognises a file, how it reads one."""
+
     name: str
     sniff: Callable[[Probe], bool]
     read: Callable[[Probe], ModelArtifact]

@@ -259,6 +259,8 @@ def _alignment(p: _Parser, md: _Metadata) -> int:
 
 @dataclass(frozen=True)
 class _Info:
+    """One tensor entry of a GGUF header."""
+
     name: str
     ggml: str
     dtype: DType

@@ -283,6 +283,8 @@ class _UseLibrary(Exception):
 
 @dataclass(frozen=True)
 class _Storage:
+    """How a dataset is stored: layout, filters, data offset, allocated bytes."""
+
     layout: str                  # "contiguous" | "compact" | "chunked" | "virtual"
     filters: int
     offset: int | None           # contiguous: where the data starts (None: not allocated)

@@ -67,6 +67,8 @@ SNIFF_BYTES = 64             # decompressed bytes a sniffer looks at
 
 @dataclass
 class Payload:
+    """A network file's bytes after decompression, and where trailing bytes start."""
+
     data: bytes | bytearray | memoryview
     compression: str | None          # "gzip" or None
     trailing_at: int = 0              # offset of bytes after the last gzip member
@@ -363,6 +365,8 @@ SCALAR_WIRE = {"uint32": VARINT, "float": I32, "fixed32": I32, "bytes": LEN}   #
 
 @dataclass(frozen=True)
 class Field:
+    """One field of the Lc0 protobuf schema this reader knows."""
+
     name: str
     kind: str            # "uint32", "float", "fixed32", "bytes" or a message name
     repeated: bool

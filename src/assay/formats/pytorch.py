@@ -49,6 +49,8 @@ REBUILD_V3 = "torch._utils._rebuild_tensor_v3"   # untyped storage + explicit dt
 
 @dataclass(frozen=True)
 class Storage:
+    """One storage of a checkpoint: key, dtype, element count and where its bytes are."""
+
     key: str
     dtype: DType
     numel: int
@@ -151,6 +153,8 @@ def _collect(art: ModelArtifact, result: PickleResult, resolve: _Tensors, file: 
 
 @dataclass(frozen=True)
 class _Scalar:
+    """A Python number found where a tensor was expected."""
+
     value: object
 
 

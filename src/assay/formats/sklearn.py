@@ -112,6 +112,8 @@ def _pieces(d: Any, chunk: memoryview | bytes, step: int) -> Iterator[bytes]:
 
 @dataclass
 class Inflated:
+    """A joblib stream after decompression, and how many compressed bytes follow it."""
+
     data: memoryview
     trailing: int                    # compressed bytes after the last complete stream
 
@@ -259,6 +261,8 @@ class JoblibArrays:
 # -- scikit-learn estimators ---------------------------------------------------------------------
 @dataclass(frozen=True)
 class Estimator:
+    """A scikit-learn estimator found in the pickle: where, its class and parameters."""
+
     path: str
     cls: str
     params: dict[str, Any]

@@ -35,6 +35,8 @@ class Oddity:
 
 @dataclass(frozen=True)
 class Member:
+    """One zip member: its names (central and local header), method, sizes, CRC and offsets."""
+
     name: str
     local_name: str
     compress_type: int
@@ -52,6 +54,8 @@ class Member:
 
 @dataclass
 class ZipArchive:
+    """A zip read from its headers: members, oddities, the end record; member data on demand."""
+
     path: str
     members: list[Member]
     oddities: list[Oddity] = field(default_factory=list)

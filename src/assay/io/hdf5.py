@@ -62,6 +62,8 @@ class NotRead(ValueError):
 
 @dataclass(frozen=True)
 class Datatype:
+    """An HDF5 datatype, as far as the walk needs it."""
+
     cls: int
     size: int
     order: str = "<"                 # "<" or ">" ("|" for one-byte and non-numeric types)
@@ -90,6 +92,8 @@ class Datatype:
 
 @dataclass(frozen=True)
 class Layout:
+    """Where a dataset keeps its bytes."""
+
     kind: str                        # "compact" | "contiguous" | "chunked"
     address: int | None = None       # absolute offset in the buffer (None: not allocated)
     size: int = 0                    # stored bytes (contiguous, compact)
@@ -98,6 +102,8 @@ class Layout:
 
 @dataclass(frozen=True)
 class Link:
+    """One link of a group: hard (to an object header), soft or external."""
+
     name: str
     kind: str                        # "hard" | "soft" | "external"
     address: int | None = None       # hard links: the object header
@@ -107,6 +113,8 @@ class Link:
 
 @dataclass
 class Attribute:
+    """One attribute: name, type, shape and the bytes of its value."""
+
     name: str
     dtype: Datatype
     shape: tuple[int, ...] | None    # None: a null dataspace (h5py.Empty)

@@ -30,6 +30,8 @@ def _np_dtype(code: str) -> np.dtype:
 
 @dataclass(frozen=True)
 class DType:
+    """One canonical dtype: an element type, or a quantized block type kept as blocks."""
+
     name: str
     kind: str                 # "bool" | "int" | "uint" | "float" | "complex" | "block"
     bits: int                 # bits per element (block: bits per block)

@@ -96,6 +96,8 @@ class UnparsableTemplate(Exception):
 
 @dataclass(frozen=True)
 class TemplateIssue:
+    """One problem found in a template: rule, message, line and snippet."""
+
     rule: str
     message: str
     line: int | None

@@ -31,6 +31,9 @@ MARK = _Mark()
 
 @dataclass
 class PickleResult:
+    """One pickle run on the emulated machine: its value, offsets, and what it would import
+    and call."""
+
     value: Any
     start: int
     end: int                        # offset just past STOP
