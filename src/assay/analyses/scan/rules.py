@@ -23,8 +23,20 @@ class Context:
     error: str | None = None           # the reader's one-line error, if it failed
     error_kind: str | None = None      # the error class name
 
+    def __post_init__(self) -> None:
+        # observations by kind, in file order: each rule asks for one or two kinds, and there
+        # are a score of rules over what can be thousands of observations
+        index: dict[str, list[Observation]] = {}
+        for o in self.observations:
+            index.setdefault(o.kind, []).append(o)
+        object.__setattr__(self, "_by_kind", index)
+
     def of(self, *kinds: str) -> Iterator[Observation]:
-        return (o for o in self.observations if o.kind in kinds)
+        index: dict[str, list[Observation]] = self._by_kind    # type: ignore[attr-defined]
+        present = [k for k in kinds if k in index]
+        if len(present) <= 1:
+            return iter(index[present[0]]) if present else iter(())
+        return (o for o in self.observations if o.kind in kinds)     # several kinds: file order
 
 
 Check = Callable[[Context], Iterable[Finding]]
