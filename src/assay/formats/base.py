@@ -200,14 +200,10 @@ def archive_observations(art: ModelArtifact, z: ZipArchive, *, members: bool = T
     """Record the archive's members (with what each starts with) and its oddities. Call after
     the reader has read what it parses, so CRC checks made on the way are included."""
     if members:
-        kinds: dict[tuple[int, int, int], str | None] = {}   # members sharing data (a bomb) read once
-        for m in z.members:
-            key = (m.data_offset, m.compressed_size, m.compress_type)
-            if key not in kinds:
-                kinds[key] = looks_like(z.head(m, 512))
+        for m in z.members:     # (members sharing their data, as in a bomb, are inflated once)
             art.observe("archive.member", m.name, z.path, member=m.name, offset=m.header_offset,
                         size=m.size, compressed_size=m.compressed_size, method=m.compress_type,
-                        looks_like=kinds[key])
+                        looks_like=looks_like(z.head(m, 512)))
     for o in z.oddities:
         art.observe("archive.oddity", o.text, z.path, member=o.member or None, code=o.code)
     if z.comment:

@@ -58,8 +58,6 @@ from assay.model.artifact import ModelArtifact
 from assay.model.dtypes import DTYPES, DType, from_numpy
 from assay.model.tensor import TensorRecord, map_file
 
-HDF5_MAGIC = b"\x89HDF\r\n\x1a\n"
-SUPERBLOCK_AT = (0, 512, 1024, 2048)
 ROOT_ATTRS = ("model_config", "training_config", "keras_version", "backend")
 JSON_ATTRS = ("model_config", "training_config")
 CONFIG, METADATA, WEIGHTS, NPZ_WEIGHTS = "config.json", "metadata.json", "model.weights.h5", \
@@ -77,7 +75,7 @@ T = TypeVar("T")
 # -- sniffing --------------------------------------------------------------------------------
 
 def sniff_hdf5(p: Probe) -> bool:
-    return any(p.head[at:at + 8] == HDF5_MAGIC for at in SUPERBLOCK_AT)
+    return any(p.head[at:at + 8] == hdf5.MAGIC for at in hdf5.SUPERBLOCK_AT)
 
 
 def sniff_keras(p: Probe) -> bool:
@@ -282,6 +280,16 @@ class _UseLibrary(Exception):
 
 
 @dataclass(frozen=True)
+class _Opaque:
+    """An opaque dataset type of `size` bytes: what it holds is in a "dtype" attribute."""
+
+    size: int
+
+
+_Element = _Opaque | tuple[DType, str, bool] | str   # or why the dataset is not numeric
+
+
+@dataclass(frozen=True)
 class _Storage:
     """How a dataset is stored: layout, filters, data offset, allocated bytes."""
 
@@ -339,14 +347,14 @@ class _H5Node:
     def shape(self) -> tuple[int, ...] | None:
         return None if self.obj.shape is None else tuple(self.obj.shape)
 
-    def element(self) -> tuple[str, int] | tuple[DType, str, bool] | str:
-        """("opaque", size), or (dtype, byte order, whether stored exactly as that type), or
+    def element(self) -> _Element:
+        """An opaque type, or (dtype, byte order, whether stored exactly as that type), or
         why the dataset is not numeric."""
         h5py = _h5py()
         ds = self.obj
         tid = ds.id.get_type()
         if tid.get_class() == h5py.h5t.OPAQUE:
-            return "opaque", tid.get_size()
+            return _Opaque(tid.get_size())
         npdt = ds.dtype
         dt = from_numpy(npdt)
         if dt is None:
@@ -429,10 +437,10 @@ class _OwnNode:
     def shape(self) -> tuple[int, ...] | None:
         return self.obj.shape
 
-    def element(self) -> tuple[str, int] | tuple[DType, str, bool] | str:
+    def element(self) -> _Element:
         t = self.obj.dtype
         if t.cls == hdf5.OPAQUE:
-            return "opaque", t.size
+            return _Opaque(t.size)
         if t.cls == hdf5.STRING or t.vlen_string:
             return f"non-numeric type {t.numpy_name()}"
         if t.is_bool:
@@ -572,13 +580,13 @@ class _Hdf5Walk:
         """(canonical dtype, byte order, whether the stored bytes are exactly that type), or
         why the dataset is skipped."""
         got = ds.element()
-        if len(got) == 2:                          # opaque: the type is in a "dtype" attribute
+        if isinstance(got, _Opaque):               # the type is in a "dtype" attribute
             tag = self.attr(ds, "dtype")
             dt = DTYPES.get(tag) if isinstance(tag, str) else None
-            if dt is None or dt.is_block or dt.itemsize != got[1]:
+            if dt is None or dt.is_block or dt.itemsize != got.size:
                 return "opaque type without a known 'dtype' attribute"
             return dt, "<", True
-        return got                                  # type: ignore[return-value]
+        return got
 
     def external(self, ds: _Node, name: str) -> bool:
         got = ds.external()
@@ -655,7 +663,6 @@ def _read_hdf5(walk: _Hdf5Walk, on_root: Callable[[_Node], None]) -> None:
         walk.links, walk.in_memory, walk.seen, walk.skipped = 0, 0, set(), {}
         crash_guard(walk.path, "the HDF5 library", lambda: _read_with_h5py(walk, on_root))
         _read_with_h5py(walk, on_root)
-        return
     if walk.skipped:
         art.metadata.setdefault("keras", {})["skipped_datasets"] = dict(walk.skipped)
 
@@ -671,8 +678,6 @@ def _read_with_h5py(walk: _Hdf5Walk, on_root: Callable[[_Node], None]) -> None:
             walk.walk(root, "", 0, None)
     walk.where = "the file"
     _guarded(walk.path, walk.member, lambda: f"{walk.prefix}: cannot read {walk.where}", run)
-    if walk.skipped:
-        walk.art.metadata.setdefault("keras", {})["skipped_datasets"] = dict(walk.skipped)
 
 
 # -- reader: HDF5 ----------------------------------------------------------------------------
@@ -702,35 +707,12 @@ def _root_metadata(walk: _Hdf5Walk, f: _Node) -> None:
         walk.art.metadata["keras"] = meta
 
 
-def hdf5_end(data: memoryview | bytes) -> int | None:
-    """Where the HDF5 file ends by its superblock's end-of-file address, from the published
-    layout: versions 0 and 1 keep the addresses (base, free-space or extension, end of file)
-    after 24 or 28 bytes of fixed fields, versions 2 and 3 after 12. libhdf5 writes the end
-    address counting a user block too (checked with h5py), so it is compared with the file size
-    as it is. None when the superblock cannot be read."""
-    for at in SUPERBLOCK_AT:
-        if bytes(data[at:at + 8]) != HDF5_MAGIC or len(data) < at + 16:
-            continue
-        version = data[at + 8]
-        if version in (0, 1):
-            size, fixed = data[at + 13], (24 if version == 0 else 28)
-        elif version in (2, 3):
-            size, fixed = data[at + 9], 12
-        else:
-            return None
-        if size not in (2, 4, 8) or len(data) < at + fixed + 3 * size:
-            return None
-        field_at = at + fixed
-        return int.from_bytes(data[field_at + 2 * size:field_at + 3 * size], "little")
-    return None
-
-
 def read_hdf5(p: Probe) -> ModelArtifact:
     art = ModelArtifact(path=p.path, format="hdf5-keras", files=[p.path])
     mapped = map_file(p.path)
     walk = _Hdf5Walk(art, p.path, None, mapped, 0, p.limits)
     _read_hdf5(walk, lambda f: _root_metadata(walk, f))
-    end = hdf5_end(mapped)
+    end = hdf5.end_address(mapped)
     if end is not None and end < len(mapped):
         trailing(art, p.path, mapped, end, what="the HDF5 end-of-file address")
     return art

@@ -26,6 +26,7 @@ from __future__ import annotations
 import struct
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any
 
 MAGIC = b"\x89HDF\r\n\x1a\n"
@@ -135,7 +136,6 @@ class Object:
     file: Hdf5File
     address: int
     messages: list[Message] = field(default_factory=list)
-    _attrs: dict[str, Attribute] | None = None
 
     def of(self, mtype: int) -> list[tuple[memoryview, int]]:
         return [(d, off) for t, _f, d, off in self.messages if t == mtype]
@@ -155,17 +155,15 @@ class Object:
 
     # attributes
 
-    @property
+    @cached_property
     def attrs(self) -> dict[str, Attribute]:
-        if self._attrs is None:
-            for data, off in self.of(ATTRIBUTE_INFO):
-                _attribute_info(self.file, data, off)
-            out: dict[str, Attribute] = {}
-            for data, off in self.of(ATTRIBUTE):
-                a = _attribute(self.file, data, off)
-                out.setdefault(a.name, a)
-            self._attrs = out
-        return self._attrs
+        for data, off in self.of(ATTRIBUTE_INFO):
+            _attribute_info(self.file, data, off)
+        out: dict[str, Attribute] = {}
+        for data, off in self.of(ATTRIBUTE):
+            a = _attribute(self.file, data, off)
+            out.setdefault(a.name, a)
+        return out
 
     # groups
 
@@ -186,25 +184,23 @@ class Object:
 
     # datasets
 
-    @property
+    def required(self, mtype: int, what: str) -> tuple[memoryview, int]:
+        m = self.first(mtype)
+        if m is None:
+            raise Malformed(f"dataset has no {what} message", self.address)
+        return m
+
+    @cached_property
     def shape(self) -> tuple[int, ...] | None:
-        m = self.first(DATASPACE)
-        if m is None:
-            raise Malformed("dataset has no dataspace message", self.address)
-        return _dataspace(self.file, *m)[0]
+        return _dataspace(self.file, *self.required(DATASPACE, "dataspace"))[0]
 
-    @property
+    @cached_property
     def dtype(self) -> Datatype:
-        m = self.first(DATATYPE)
-        if m is None:
-            raise Malformed("dataset has no datatype message", self.address)
-        return _datatype(self.file, *m)[0]
+        return _datatype(self.file, *self.required(DATATYPE, "datatype"))[0]
 
-    @property
+    @cached_property
     def layout(self) -> Layout:
-        m = self.first(LAYOUT)
-        assert m is not None
-        return _layout(self.file, *m)
+        return _layout(self.file, *self.required(LAYOUT, "data layout"))
 
     @property
     def filters(self) -> int:
@@ -219,6 +215,51 @@ class Object:
     def external_files(self) -> list[str]:
         m = self.first(EXTERNAL)
         return [] if m is None else _external(self.file, *m)
+
+
+@dataclass(frozen=True)
+class Superblock:
+    """Where the superblock is, its version, its sizes of offsets and lengths, and where its
+    address fields start (base address, then free-space or extension, end of file, ...)."""
+
+    at: int
+    version: int
+    osize: int
+    lsize: int
+    fields: int
+
+
+def superblock(buf: memoryview | bytes) -> Superblock:
+    """The superblock at 0, 512, 1024 or 2048: versions 0 and 1 keep their address fields after
+    24 or 28 bytes of fixed fields, versions 2 and 3 after 12."""
+    for at in SUPERBLOCK_AT:
+        if bytes(buf[at:at + 8]) == MAGIC and len(buf) >= at + 16:
+            break
+    else:
+        raise Malformed("no HDF5 signature at 0, 512, 1024 or 2048")
+    version = buf[at + 8]
+    if version in (0, 1):
+        osize, lsize, fields = buf[at + 13], buf[at + 14], at + (24 if version == 0 else 28)
+    elif version in (2, 3):
+        osize, lsize, fields = buf[at + 9], buf[at + 10], at + 12
+    else:
+        raise NotRead(f"superblock version {version}")
+    if osize not in (2, 4, 8):
+        raise Malformed(f"superblock size of offsets {osize}", at)
+    return Superblock(at, version, osize, lsize, fields)
+
+
+def end_address(buf: memoryview | bytes) -> int | None:
+    """The superblock's end-of-file address as written (libhdf5 counts a user block in it,
+    checked with h5py), or None when the superblock cannot be read."""
+    try:
+        sb = superblock(buf)
+    except (Malformed, NotRead):
+        return None
+    at = sb.fields + 2 * sb.osize
+    if len(buf) < at + sb.osize:
+        return None
+    return int.from_bytes(buf[at:at + sb.osize], "little")
 
 
 class Hdf5File:
@@ -261,32 +302,20 @@ class Hdf5File:
     # superblock
 
     def _superblock(self) -> int:
-        for at in SUPERBLOCK_AT:
-            if bytes(self.buf[at:at + 8]) == MAGIC:
-                break
-        else:
-            raise Malformed("no HDF5 signature at 0, 512, 1024 or 2048")
-        version = self.uint(at + 8, 1, "superblock version")
-        if version in (0, 1):
-            self.osize, self.lsize = self.uint(at + 13, 1, "superblock"), self.uint(at + 14, 1, "superblock")
-            fixed = 24 if version == 0 else 28
-        elif version in (2, 3):
-            self.osize, self.lsize = self.uint(at + 9, 1, "superblock"), self.uint(at + 10, 1, "superblock")
-            fixed = 12
-        else:
-            raise NotRead(f"superblock version {version}")
-        if self.osize not in (2, 4, 8) or self.lsize not in (2, 4, 8):
-            raise Malformed(f"superblock sizes of offsets/lengths {self.osize}/{self.lsize}", at + 13)
+        sb = superblock(self.buf)
+        self.osize, self.lsize = sb.osize, sb.lsize
+        if self.lsize not in (2, 4, 8):
+            raise Malformed(f"superblock size of lengths {self.lsize}", sb.at)
         o = self.osize
-        base = self.uint(at + fixed, o, "base address")
+        base = self.uint(sb.fields, o, "base address")
         self.base = 0 if self.undefined(base, o) else base
-        if version >= 2:
-            ext = self.uint(at + fixed + o, o, "superblock extension address")
+        if sb.version >= 2:
+            ext = self.uint(sb.fields + o, o, "superblock extension address")
             if not self.undefined(ext, o):
                 raise NotRead("a superblock extension")
-            root = self.uint(at + fixed + 3 * o, o, "root group address")
+            root = self.uint(sb.fields + 3 * o, o, "root group address")
             return root + self.base
-        entry = at + fixed + 4 * o           # base, free space, end of file, driver info
+        entry = sb.fields + 4 * o           # base, free space, end of file, driver info
         return self.uint(entry + o, o, "root group symbol table entry") + self.base
 
     # object headers

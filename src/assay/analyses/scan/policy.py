@@ -30,19 +30,19 @@ class Entry:
     severity: str = "critical"
     rule: str = "PICKLE001"
 
+    # exact names in a set, wildcard patterns in one regular expression, built once when the
+    # policy is read (before scan workers fork), not per pattern on first use in each worker
+    _exact: frozenset[str] = field(init=False, repr=False, compare=False)
+    _wild: re.Pattern[str] | None = field(init=False, repr=False, compare=False)
+
     def __post_init__(self) -> None:
-        # exact names in a set, wildcard patterns in one regular expression, built once when
-        # the policy is read (before scan workers fork), not per pattern on first use in each
-        exact = frozenset(p for p in self.patterns if not _WILD.intersection(p))
         wild = [fnmatch.translate(p) for p in self.patterns if _WILD.intersection(p)]
-        object.__setattr__(self, "_exact", exact)
-        object.__setattr__(self, "_wild", re.compile("|".join(wild)).match if wild else None)
+        object.__setattr__(self, "_exact",
+                           frozenset(p for p in self.patterns if not _WILD.intersection(p)))
+        object.__setattr__(self, "_wild", re.compile("|".join(wild)) if wild else None)
 
     def matches(self, name: str) -> bool:
-        if name in self._exact:           # type: ignore[attr-defined]
-            return True
-        wild = self._wild                  # type: ignore[attr-defined]
-        return wild is not None and wild(name) is not None
+        return name in self._exact or (self._wild is not None and self._wild.match(name) is not None)
 
 
 @dataclass(frozen=True)

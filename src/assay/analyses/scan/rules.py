@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from assay.analyses.scan.keras_names import BUILTIN_LAYERS, CODE_CARRIERS
 from assay.analyses.scan.model import Finding
@@ -23,19 +23,20 @@ class Context:
     error: str | None = None           # the reader's one-line error, if it failed
     error_kind: str | None = None      # the error class name
 
+    # observations by kind, in file order: each rule asks for one or two kinds, and there are
+    # a score of rules over what can be thousands of observations
+    _by_kind: dict[str, list[Observation]] = field(init=False, repr=False, compare=False)
+
     def __post_init__(self) -> None:
-        # observations by kind, in file order: each rule asks for one or two kinds, and there
-        # are a score of rules over what can be thousands of observations
         index: dict[str, list[Observation]] = {}
         for o in self.observations:
             index.setdefault(o.kind, []).append(o)
         object.__setattr__(self, "_by_kind", index)
 
     def of(self, *kinds: str) -> Iterator[Observation]:
-        index: dict[str, list[Observation]] = self._by_kind    # type: ignore[attr-defined]
-        present = [k for k in kinds if k in index]
+        present = [k for k in kinds if k in self._by_kind]
         if len(present) <= 1:
-            return iter(index[present[0]]) if present else iter(())
+            return iter(self._by_kind[present[0]]) if present else iter(())
         return (o for o in self.observations if o.kind in kinds)     # several kinds: file order
 
 
