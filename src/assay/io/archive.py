@@ -1,8 +1,11 @@
 """Walk zip archives under limits and record what is odd about them.
 
-The central directory is parsed by `zipfile`; every member's local header is then read back
-from the mapped file so stored members can be memory-mapped in place and local/central
-disagreements recorded. Compressed members are inflated in bounded chunks."""
+The central directory is read from the mapped file as the zip format (PKWARE's APPNOTE) lays
+it out, and as Python's `zipfile` reads it: the end record found from the end of the file,
+ZIP64 records, data prepended to the archive, names cut at a NUL. Every member's local header
+is then read back so stored members can be memory-mapped in place and local/central
+disagreements recorded. Compressed members are inflated in bounded chunks (LZMA through
+`zipfile`, the one case it is imported for)."""
 
 from __future__ import annotations
 
@@ -15,10 +18,20 @@ from assay.errors import FormatError, LimitError
 from assay.limits import Limits
 from assay.model.tensor import map_file
 
-# zip compression methods (zipfile is imported only when an archive is opened)
+# zip compression methods
 ZIP_STORED, ZIP_DEFLATED, ZIP_BZIP2, ZIP_LZMA = 0, 8, 12, 14
 _LOCAL = struct.Struct("<4sHHHHHIIIHH")
 _LOCAL_MAGIC = b"PK\x03\x04"
+# central directory entry: magic, made-by, needed, flags, method, time, date, crc, compressed
+# size, size, name/extra/comment lengths, disk, internal and external attributes, offset
+_CENTRAL = struct.Struct("<4sHHHHHHIIIHHHHHII")
+_CENTRAL_MAGIC = b"PK\x01\x02"
+_EOCD = struct.Struct("<4sHHHHIIH")      # magic, disks, entries, directory size and offset, comment
+_EOCD_MAGIC = b"PK\x05\x06"
+_LOCATOR = struct.Struct("<4sIQI")       # ZIP64 locator: magic, disk, record offset, disks
+_EOCD64 = struct.Struct("<4sQHHIIQQQQ")   # ZIP64 end record
+_U16, _U64 = struct.Struct("<HH"), struct.Struct("<Q")
+MAX_VERSION_NEEDED = 63                  # 6.3, the newest APPNOTE a reader is expected to know
 
 
 @dataclass(frozen=True)
@@ -174,44 +187,126 @@ def is_zip(head: bytes) -> bool:
     return head[:4] in (b"PK\x03\x04", b"PK\x05\x06")
 
 
+class _Unreadable(Exception):
+    """The directory cannot be read: why, for `not a readable zip archive: ...`."""
+
+
+# a central directory entry as read: name, flags, method, CRC, compressed size, size, and the
+# local header's offset (sizes and offset after ZIP64 extra fields, offset after prepended data)
+_Entry = tuple[str, int, int, int, int, int, int]
+
+
+def _directory(mapped: memoryview | bytes) -> list[_Entry]:
+    """The central directory's entries, offsets corrected for data prepended to the archive."""
+    total = len(mapped)
+    if total < _EOCD.size:
+        raise _Unreadable("File is not a zip file")
+    end = total - _EOCD.size
+    if bytes(mapped[end:end + 4]) != _EOCD_MAGIC or bytes(mapped[total - 2:]) != b"\0\0":
+        lo = max(total - (1 << 16) - _EOCD.size, 0)    # a comment of up to 64 KiB follows it
+        end = bytes(mapped[lo:]).rfind(_EOCD_MAGIC)
+        if end < 0 or lo + end + _EOCD.size > total:
+            raise _Unreadable("File is not a zip file")
+        end += lo
+    _m, _disk, _disk_cd, _n_disk, _n, cd_size, cd_offset, _clen = _EOCD.unpack_from(mapped, end)
+    concat = end - cd_size - cd_offset
+    loc = end - _LOCATOR.size
+    if loc >= 0 and bytes(mapped[loc:loc + 4]) == b"PK\x06\x07":
+        _m, disk, _off, disks = _LOCATOR.unpack_from(mapped, loc)
+        if disk != 0 or disks > 1:
+            raise _Unreadable("zipfiles that span multiple disks are not supported")
+        rec = loc - _EOCD64.size
+        if rec >= 0 and bytes(mapped[rec:rec + 4]) == b"PK\x06\x06":
+            *_, cd_size, cd_offset = _EOCD64.unpack_from(mapped, rec)
+            concat = end - cd_size - cd_offset - _EOCD64.size - _LOCATOR.size
+    start = cd_offset + concat
+    if start < 0:
+        raise _Unreadable("Bad offset for central directory")
+    stop = min(start + cd_size, total)
+    out: list[_Entry] = []
+    pos = start
+    unpack = _CENTRAL.unpack_from
+    while pos - start < cd_size:
+        if pos + _CENTRAL.size > stop:
+            raise _Unreadable("Truncated central directory")
+        (magic, _made, needed, flags, method, _t, _d, crc, csize, usize, nlen, xlen, clen,
+         _disk, _iattr, _eattr, offset) = unpack(mapped, pos)
+        if magic != _CENTRAL_MAGIC:
+            raise _Unreadable("Bad magic number for central directory")
+        if needed & 0xFF > MAX_VERSION_NEEDED:     # low byte: the version; high byte: the system
+            raise _Unreadable(f"zip file version {(needed & 0xFF) / 10:.1f}")
+        at = pos + _CENTRAL.size                 # names and extras end where the directory does
+        name_end, extra_end = min(at + nlen, stop), min(at + nlen + xlen, stop)
+        raw = bytes(mapped[at:name_end])
+        try:
+            name = raw.decode("utf-8" if flags & 0x800 else "cp437")
+        except UnicodeDecodeError as exc:
+            raise _Unreadable(f"member name at offset {pos}: {exc}") from None
+        cut = name.find("\0")      # a NUL ends the name (a trick to show one name, store another)
+        if cut >= 0:
+            name = name[:cut]
+        if xlen:
+            usize, csize, offset = _extra(bytes(mapped[name_end:extra_end]), usize, csize, offset)
+        out.append((name, flags, method, crc, csize, usize, offset + concat))
+        pos = at + nlen + xlen + clen
+    return out
+
+
+def _extra(extra: bytes, usize: int, csize: int, offset: int) -> tuple[int, int, int]:
+    """Check an entry's extra fields and read the ZIP64 one (id 1): sizes and offset that do
+    not fit in 32 bits, each that reads 0xFFFFFFFF in the entry, in this order, as 8 bytes."""
+    while len(extra) >= 4:
+        kind, n = _U16.unpack_from(extra)
+        if n + 4 > len(extra):
+            raise _Unreadable(f"Corrupt extra field {kind:04x} (size={n})")
+        if kind == 1:
+            values, i = [usize, csize, offset], 4
+            for k, what in enumerate(("File size", "Compress size", "Header offset")):
+                if values[k] == 0xFFFFFFFF:
+                    if i + 8 > n + 4:
+                        raise _Unreadable(f"Corrupt zip64 extra field. {what} not found.")
+                    (values[k],) = _U64.unpack_from(extra, i)
+                    i += 8
+            usize, csize, offset = values
+        extra = extra[n + 4:]
+    return usize, csize, offset
+
+
 def open_zip(path: str, limits: Limits) -> ZipArchive:
     """Parse a zip's directory and local headers; raise FormatError for what cannot be read."""
-    import zipfile
     try:
-        zf = zipfile.ZipFile(path)
-    except (zipfile.BadZipFile, OSError, ValueError, NotImplementedError, EOFError) as exc:
+        mapped = map_file(path)
+        infos = _directory(mapped)
+    except _Unreadable as exc:
         raise FormatError(path, f"not a readable zip archive: {exc}") from None
-    with zf:
-        infos = zf.infolist()
+    except (OSError, ValueError) as exc:
+        raise FormatError(path, f"not a readable zip archive: {exc}") from None
     if len(infos) > limits.max_archive_members:
         raise LimitError(path, f"archive has {len(infos)} members, over the limit of "
                          f"{limits.max_archive_members}")
-    mapped = map_file(path)
     total = len(mapped)
     members: list[Member] = []
     odd = _Tally()
     seen: set[str] = set()
     spans: list[tuple[int, int, str]] = []
     ratio = limits.max_compression_ratio
-    for info in infos:
-        name = info.filename
-        off = info.header_offset
+    for name, cflags, cmethod, ccrc, csize, usize, off in infos:
         if off < 0 or off + _LOCAL.size > total:
             raise FormatError(path, f"local header at {off} lies outside the file", member=name)
-        (magic, _ver, flags, method, _t, _d, crc, csize, usize, nlen, xlen) = _LOCAL.unpack_from(
+        (magic, _ver, _flags, method, _t, _d, _crc, _csize, _size, nlen, xlen) = _LOCAL.unpack_from(
             mapped, off)
         if magic != _LOCAL_MAGIC:
             raise FormatError(path, f"no local header signature at offset {off}", member=name)
         local_name = bytes(mapped[off + 30:off + 30 + nlen]).decode("utf-8", "replace")
         data_off = off + 30 + nlen + xlen
-        if data_off + info.compress_size > total:
-            raise FormatError(path, f"member data ({info.compress_size} bytes at {data_off}) "
+        if data_off + csize > total:
+            raise FormatError(path, f"member data ({csize} bytes at {data_off}) "
                               "runs past the end of the file", member=name)
-        if info.file_size > limits.max_member_bytes:
-            raise LimitError(path, f"member declares {info.file_size} bytes", member=name)
+        if usize > limits.max_member_bytes:
+            raise LimitError(path, f"member declares {usize} bytes", member=name)
         if local_name != name and odd.wanted("name-mismatch"):
             odd.add(name, "name-mismatch", f"local header names it {local_name!r}")
-        if method != info.compress_type and odd.wanted("method-mismatch"):
+        if method != cmethod and odd.wanted("method-mismatch"):
             odd.add(name, "method-mismatch", "local and central headers disagree on compression")
         if name in seen and odd.wanted("duplicate"):
             odd.add(name, "duplicate", "duplicate member name")
@@ -221,14 +316,12 @@ def open_zip(path: str, limits: Limits) -> ZipArchive:
             if (name.startswith(("/", "\\")) or (len(name) > 1 and name[1] == ":")
                     or norm.startswith("../") or norm == "..") and odd.wanted("traversal"):
                 odd.add(name, "traversal", "path leaves the extraction folder")
-        if info.flag_bits & 0x1 and odd.wanted("encrypted"):
+        if cflags & 0x1 and odd.wanted("encrypted"):
             odd.add(name, "encrypted", "member is encrypted")
-        if info.compress_type != ZIP_STORED and info.compress_size and \
-                info.file_size / info.compress_size > ratio and odd.wanted("ratio"):
-            odd.add(name, "ratio", f"compression ratio {info.file_size // info.compress_size}:1")
-        spans.append((data_off, data_off + info.compress_size, name))
-        members.append(Member(name, local_name, info.compress_type, info.compress_size,
-                              info.file_size, info.CRC, info.flag_bits, off, data_off))
+        if cmethod != ZIP_STORED and csize and usize / csize > ratio and odd.wanted("ratio"):
+            odd.add(name, "ratio", f"compression ratio {usize // csize}:1")
+        spans.append((data_off, data_off + csize, name))
+        members.append(Member(name, local_name, cmethod, csize, usize, ccrc, cflags, off, data_off))
     spans.sort()
     for (s1, e1, n1), (s2, _e2, n2) in zip(spans, spans[1:]):
         if (s2 < e1 or s2 == s1) and odd.wanted("overlap"):
@@ -278,7 +371,6 @@ class _Tally:
                                    "not listed") for code, n in self.extra.items()]
 
 
-_EOCD = struct.Struct("<4sHHHHIIH")
 
 
 def _end_record(mapped: memoryview | bytes) -> tuple[int, bytes]:
