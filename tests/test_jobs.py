@@ -1,10 +1,13 @@
-"""Worker processes: inputs queued ahead at a worker, the early worker that starts before the
-parent's preparation, and budgets that still name the right input."""
+"""Worker processes: forked warm by a nursery that prepares once (started early or on demand),
+inputs queued ahead, grouped inputs kept on one worker, and budgets that still name the right
+input."""
 
 from __future__ import annotations
 
 import os
 import time
+
+import pytest
 
 from assay import jobs
 
@@ -16,30 +19,61 @@ def _prepare() -> None:
     PREPARED["done"] = True
 
 
-def _where(x: int) -> tuple[int, bool, int, float]:
+def _where(x: int) -> tuple[int, bool, int, int, float]:
     time.sleep(0.02)
-    return x, PREPARED["done"], os.getpid(), time.monotonic()
+    return x, PREPARED["done"], os.getpid(), os.getppid(), time.monotonic()
 
 
-def test_light_inputs_start_while_the_parent_prepares() -> None:
+def test_prepare_runs_once_in_the_nursery_before_any_worker() -> None:
     PREPARED["done"] = False
-    light = [True] * 8 + [False] * 8
+    results = dict(jobs.run(_where, list(range(6)), workers=2, prepare=_prepare))
+    assert sorted(results) == list(range(6)) and all(results[i][0] == i for i in range(6))
+    assert all(r[1] for r in results.values())              # every worker saw it done
+    assert not PREPARED["done"]                              # ... and this process never ran it
+    pids = {r[2] for r in results.values()}
+    parents = {r[3] for r in results.values()}
+    assert len(pids) == 2 and os.getpid() not in pids
+    assert len(parents) == 1 and os.getpid() not in parents  # forked by the nursery, not here
+    (nursery,) = parents
+    with pytest.raises(ChildProcessError):                   # the nursery was reaped
+        os.waitpid(nursery, os.WNOHANG)
+
+
+def test_a_prestarted_nursery_prepares_while_the_caller_goes_on() -> None:
+    PREPARED["done"] = False
     t0 = time.monotonic()
-    results = dict(jobs.run(_where, list(range(16)), workers=2, light=light, prepare=_prepare))
-    assert PREPARED["done"]                                   # ran once, in this process
-    assert sorted(results) == list(range(16)) and all(results[i][0] == i for i in range(16))
-    before = [i for i in range(8) if results[i][3] < t0 + 0.5]
-    assert before, "no light input ran during the preparation"
-    assert all(not results[i][1] for i in before)              # the early worker never saw it
-    prepared = [i for i in range(8, 16) if results[i][1]]
-    assert prepared, "no heavy input ran in a worker forked after the preparation"
-    assert len({results[i][2] for i in range(16)}) == 2        # two workers, no respawn
-
-
-def test_without_light_inputs_prepare_runs_before_any_worker() -> None:
-    PREPARED["done"] = False
-    results = dict(jobs.run(_where, list(range(4)), workers=2, light=[False] * 4, prepare=_prepare))
+    jobs.prestart(_prepare)
+    assert jobs.prestarted()
+    time.sleep(0.5)                                          # the caller's own start-up
+    results = dict(jobs.run(_where, list(range(4)), workers=2))
+    took = time.monotonic() - t0
+    assert not jobs.prestarted()                             # used up by this run
     assert all(r[1] for r in results.values())
+    assert took < 0.9, took                                  # 0.5 + 0.5 had they followed each other
+
+
+def test_a_function_that_cannot_be_sent_gets_a_nursery_of_its_own() -> None:
+    PREPARED["done"] = False
+    jobs.prestart(_prepare)
+    seen = []
+
+    def closure(x: int) -> int:        # cannot be pickled for the prestarted nursery
+        return x + len(seen)
+    results = dict(jobs.run(closure, [1, 2, 3], workers=2))
+    assert results == {0: 1, 1: 2, 2: 3}
+    assert not jobs.prestarted()
+
+
+def test_inputs_of_a_group_go_to_one_worker_first() -> None:
+    group: list[str | None] = [None, "g", None, "g", None, "g", None, None]
+    results = dict(jobs.run(_where, list(range(8)), workers=2, group=group))
+    grouped = {results[i][2] for i in range(8) if group[i] == "g"}
+    assert len(grouped) == 1
+    others = {results[i][2] for i in range(8) if group[i] is None}
+    assert len(others | grouped) == 2                        # the other worker took the rest
+    (owner,) = grouped
+    first = min(results[i][4] for i in range(8) if results[i][2] == owner)
+    assert first in {results[i][4] for i in range(8) if group[i] == "g"}   # its group came first
 
 
 def _slow_one(x: int) -> int:
@@ -56,18 +90,6 @@ def test_inputs_queued_behind_a_slow_one_are_not_lost() -> None:
     assert isinstance(results[1], jobs.Failed) and "longer than 1 s" in results[1].reason
 
 
-def test_the_early_worker_is_fed_while_the_parent_prepares() -> None:
-    # 30 light inputs of 20 ms are 0.6 s of work: more than a fixed share can cover while the
-    # 0.5 s preparation runs, so the early worker must be fed as it answers
-    PREPARED["done"] = False
-    light = [True] * 30 + [False] * 4
-    t0 = time.monotonic()
-    results = dict(jobs.run(_where, list(range(34)), workers=2, light=light, prepare=_prepare))
-    during = [i for i in range(30) if results[i][3] < t0 + 0.45]
-    assert len(during) >= 15, len(during)
-    assert all(results[i][1] for i in range(30, 34))     # heavy inputs only after preparing
-
-
 def _order(x: int) -> tuple[int, float]:
     return x, time.monotonic()
 
@@ -79,18 +101,32 @@ def test_costliest_inputs_go_first() -> None:
     assert started == [1, 3, 2, 4, 0]
 
 
-def _die_first(x: int) -> int:
+def _die_first(x: int) -> tuple[int, int]:
     if x == 0:
         os._exit(3)
-    return x
+    return x, os.getpid()
 
 
-def test_a_worker_dying_while_the_parent_prepares_is_replaced() -> None:
-    import gc
-
+def test_a_dying_worker_is_replaced_by_a_warm_fork() -> None:
     PREPARED["done"] = False
-    results = dict(jobs.run(_die_first, list(range(6)), workers=2, light=[True] * 6,
-                            prepare=_prepare, cost=[9.0, 1, 1, 1, 1, 1]))
-    assert isinstance(results[0], jobs.Failed) and "crashed" in results[0].reason
-    assert [results[i] for i in range(1, 6)] == [1, 2, 3, 4, 5]
-    assert gc.get_freeze_count() == 0          # what was frozen for the forks is collectable again
+    results = dict(jobs.run(_die_first, list(range(6)), workers=1, prepare=_prepare,
+                            cost=[9.0, 1, 1, 1, 1, 1]))
+    assert isinstance(results[0], jobs.Failed)
+    assert "crashed" in results[0].reason and "exit code 3" in results[0].reason
+    assert [results[i][0] for i in range(1, 6)] == [1, 2, 3, 4, 5]
+
+
+def test_breaking_off_a_run_stops_its_processes() -> None:
+    it = jobs.run(_where, list(range(40)), workers=2)
+    first = next(it)
+    pid = first[1][2]
+    it.close()                                   # the caller stops reading: workers are killed
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline:
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            break
+        time.sleep(0.05)
+    else:
+        pytest.fail("a worker outlived its run")

@@ -161,24 +161,23 @@ def scan(paths: list[str], *, policy: Policy | None = None, workers: int | None 
     from assay import jobs
 
     items = expand_paths(paths, limits)
-    light: list[bool] | None = None
-    prepare: Callable[[], None] | None = None
-    cost: list[float] | None = None
-    if len(items) > 1:
-        # The first worker forks now, before the readers and rules are imported: it imports
-        # what its first files need while this process imports everything (`_prepare`, in a
-        # thread), and the other workers fork after that and share it.
+    # The workers fork from a nursery that has imported the readers and rules (`_prepare`);
+    # the command line starts it early (`prestart_scan`). Files with a chat template all go
+    # to one worker: only that one imports Jinja.
+    group: list[str | None] = []
+    if not items:
+        jobs.discard_prestarted()
+    else:
         from assay.formats import libraries_needed
-        needs = libraries_needed([p for p, _ in items])
-        light = [not libs for libs in needs]
-        prepare = partial(_prepare, needs)
-        cost = [_scan_cost(p) for p, _ in items]
+        group = ["jinja2" if "jinja2" in libs else None for libs in libraries_needed([p for p, _ in items])]
+    prepare = None if jobs.prestarted() else _prepare
+    cost = [_scan_cost(p) for p, _ in items]
     results: list[FileScan | None] = [None] * len(items)
     work = partial(scan_file, policy=policy, limits=limits)    # None: each worker's default
     budget = jobs.Budget(seconds=seconds_per_file)
     done = 0
     for idx, out in jobs.run(work, [p for p, _ in items], workers=workers, budget=budget,
-                             light=light, prepare=prepare, cost=cost):
+                             prepare=prepare, cost=cost, group=group):
         if isinstance(out, jobs.Failed):
             from assay.analyses.scan import FileScan
             out = FileScan(items[idx][0], None, error=f"{items[idx][0]}: {out.reason}")
@@ -186,7 +185,7 @@ def scan(paths: list[str], *, policy: Policy | None = None, workers: int | None 
         done += 1
         if progress:
             progress(done, len(items))
-    from assay.analyses.scan import ScanReport, default_policy
+    from assay.analyses.scan import DEFAULT_POLICY_NAME, ScanReport
 
     final = []
     for (_path, named), r in zip(items, results, strict=True):
@@ -197,24 +196,30 @@ def scan(paths: list[str], *, policy: Policy | None = None, workers: int | None 
     totals = {"files": len(final), "findings": sum(len(r.findings) for r in final),
               "errors": sum(1 for r in final if r.status == "error"),
               "skipped": sum(1 for r in final if r.skipped)}
-    return ScanReport(tuple(final), (policy or default_policy()).name, totals)
+    return ScanReport(tuple(final), policy.name if policy else DEFAULT_POLICY_NAME, totals)
 
 
-def _prepare(needs: list[tuple[str, ...]]) -> None:
-    """Before the later scan workers fork: import every reader, the pickle machine and the
-    rules, read the default policy, import the libraries several files need, and build the
-    chat-template parser when templates are expected."""
-    import sys
+def prestart_scan() -> None:
+    """Start the scan workers' nursery now (see `jobs.prestart`): a command line calls this
+    before importing its own libraries, so the workers' imports happen at the same time."""
+    from assay import jobs
+    jobs.prestart(_prepare)
 
+
+def _prepare() -> None:
+    """In the scan workers' nursery, before it forks them: import every reader, the pickle
+    machine, the rules and what they import on first use, and read the default policy, so
+    that no worker imports its own copy. (Jinja is imported by the one worker that gets the
+    files with chat templates.)"""
+    import encodings.cp437  # noqa: F401  (zip member names)
+
+    import assay.analyses.scan.judging
+    import assay.formats.pickle.facts
     import assay.formats.pickle.machine  # noqa: F401
     from assay.analyses.scan import default_policy
-    from assay.formats import preload, readers
+    from assay.formats import readers
     readers()
     default_policy()
-    preload(needs)
-    if "jinja2" in sys.modules:
-        from assay.analyses.scan import templates
-        templates.warm()
 
 
 def _scan_cost(path: str) -> float:

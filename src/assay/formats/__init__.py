@@ -86,22 +86,6 @@ def libraries_needed(paths: list[str]) -> list[tuple[str, ...]]:
     return out
 
 
-def preload(needs: list[tuple[str, ...]], at_least: int = 2) -> None:
-    """Import in this process the libraries that `at_least` of the files will need (`needs`
-    from `libraries_needed`), before it forks workers: the workers then share one copy instead
-    of each importing its own (h5py, NumPy and jinja2 cost several hundredths of a second each)."""
-    import importlib
-    from collections import Counter
-
-    need: Counter[str] = Counter(m for libs in needs for m in libs)
-    for module, count in need.items():
-        if count >= at_least:
-            try:
-                importlib.import_module(module)
-            except ImportError:
-                pass          # the reader reports a missing library itself
-
-
 def detect(path: str, limits: Limits = DEFAULT_LIMITS) -> tuple[Reader, Probe]:
     probe = Probe.of(path, limits)
     if probe.size == 0:

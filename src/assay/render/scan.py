@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from assay.analyses.scan import CATALOG, FileScan, Finding, ScanReport
+from assay.analyses.scan.catalog import CATALOG
+from assay.analyses.scan.model import FileScan, Finding, ScanReport
 
 SCHEMA = "assay.scan/1"
 SARIF_SCHEMA = "https://docs.oasis-open.org/sarif/sarif/v2.1.0/errata01/os/schemas/sarif-schema-2.1.0.json"

@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from assay.model.artifact import Location
 
 SEVERITIES = ("critical", "high", "medium", "low", "info")
+DEFAULT_POLICY_NAME = "default"     # the name of the policy shipped in assay/data/policy.toml
 
 
 def severity_rank(s: str) -> int:

@@ -12,7 +12,7 @@ import tomllib
 from dataclasses import dataclass, field
 from functools import cache
 
-from assay.analyses.scan.model import SEVERITIES
+from assay.analyses.scan.model import DEFAULT_POLICY_NAME, SEVERITIES
 
 _WILD = frozenset("*?[")
 
@@ -142,4 +142,4 @@ def default_policy() -> Policy:
     except OSError:       # installed in a zip file or the like: ask the import system
         from importlib import resources
         text = resources.files("assay.data").joinpath("policy.toml").read_text(encoding="utf-8")
-    return parse(text, "default")
+    return parse(text, DEFAULT_POLICY_NAME)

@@ -122,12 +122,6 @@ def _environment() -> ImmutableSandboxedEnvironment:
         "jinja2.ext.loopcontrols", "jinja2.ext.do", _Generation])
 
 
-def warm() -> None:
-    """Build the parser (Jinja's environment and lexer, whose regular expressions take a few
-    milliseconds to compile) now: called before scan workers fork, so that they share it."""
-    _environment().parse("{% if x %}{{ x.y | e }}{% endif %}")
-
-
 def _parse(text: str) -> nodes.Template:
     try:
         return _environment().parse(text)
