@@ -15,7 +15,7 @@ if TYPE_CHECKING:
     app: typer.Typer        # the whole app, built on first use (see `__getattr__` below)
 
 from assay import api
-from assay.cli.common import EXIT_ERROR, EXIT_FOUND, EXIT_OK, fail
+from assay.cli.common import EXIT_ERROR, EXIT_FOUND, EXIT_OK, fail, json_rows
 from assay.cli.progress import ByteProgress, ScanProgress
 from assay.errors import AssayError
 
@@ -166,7 +166,7 @@ def scan_(
         raise fail(exc.one_line()) from None
     from assay.render import scan as render_scan  # after the scan, which imported its rules
     if fmt is ScanFormat.json:
-        _emit_json(render_scan.to_json(report))
+        sys.stdout.write(json_rows(render_scan.to_json(report)))     # one file per line
     elif fmt is ScanFormat.sarif:
         _emit_json(render_scan.to_sarif(report, assay.__version__))
     else:
