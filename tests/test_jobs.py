@@ -39,29 +39,45 @@ def test_prepare_runs_once_in_the_nursery_before_any_worker() -> None:
         os.waitpid(nursery, os.WNOHANG)
 
 
+def _where_factory(offset: int) -> object:
+    return lambda x: _where(x + offset)
+
+
 def test_a_prestarted_nursery_prepares_while_the_caller_goes_on() -> None:
     PREPARED["done"] = False
     t0 = time.monotonic()
     jobs.prestart(_prepare)
     assert jobs.prestarted()
     time.sleep(0.5)                                          # the caller's own start-up
-    results = dict(jobs.run(_where, list(range(4)), workers=2))
+    call = jobs.Call("tests.test_jobs:_where_factory", (100,))    # built in the nursery
+    results = dict(jobs.run(call, list(range(4)), workers=2))
+    assert [results[i][0] for i in range(4)] == [100, 101, 102, 103]
     took = time.monotonic() - t0
     assert not jobs.prestarted()                             # used up by this run
     assert all(r[1] for r in results.values())
     assert took < 0.9, took                                  # 0.5 + 0.5 had they followed each other
 
 
-def test_a_function_that_cannot_be_sent_gets_a_nursery_of_its_own() -> None:
+def test_a_function_not_named_by_a_call_gets_a_nursery_of_its_own() -> None:
     PREPARED["done"] = False
     jobs.prestart(_prepare)
-    seen = []
+    seen: list[int] = []
 
-    def closure(x: int) -> int:        # cannot be pickled for the prestarted nursery
+    def closure(x: int) -> int:        # cannot be sent: a new nursery forks and inherits it
         return x + len(seen)
     results = dict(jobs.run(closure, [1, 2, 3], workers=2))
     assert results == {0: 1, 1: 2, 2: 3}
     assert not jobs.prestarted()
+
+
+def _not_plain(x: int) -> object:
+    return object() if x else x        # not a plain value: a worker cannot send it back
+
+
+def test_a_result_that_cannot_be_sent_is_an_error_for_that_input() -> None:
+    results = dict(jobs.run(_not_plain, [0, 1], workers=1))
+    assert results[0] == 0
+    assert isinstance(results[1], jobs.Failed) and "cannot be sent" in results[1].reason
 
 
 def test_inputs_of_a_group_go_to_one_worker_first() -> None:

@@ -97,25 +97,42 @@ def diff(a: str, b: str, *, limits: Limits = DEFAULT_LIMITS,
 
 
 # -- scan --------------------------------------------------------------------------------------
-def expand_paths(paths: list[str], limits: Limits = DEFAULT_LIMITS) -> list[tuple[str, bool]]:
-    """Files to scan: (path, named explicitly). Folders are walked recursively, in sorted order,
-    without following symlinked folders; every file is looked at whatever its name."""
+def expand_paths(paths: list[str], limits: Limits = DEFAULT_LIMITS) -> list[tuple[str, bool, int]]:
+    """Files to scan: (path, named explicitly, size). Folders are walked recursively, in sorted
+    order (a folder's files before its subfolders'), without following symlinked folders;
+    every file is looked at whatever its name."""
     import os
-    out: list[tuple[str, bool]] = []
+    out: list[tuple[str, bool, int]] = []
+    cap = limits.max_folder_files * 100
+
+    def walk(folder: str, top: str) -> None:
+        try:
+            with os.scandir(folder) as it:
+                entries = sorted(it, key=lambda e: e.name)
+        except OSError:
+            return
+        subfolders = []
+        for e in entries:
+            try:
+                if e.is_dir():
+                    if not e.is_symlink():
+                        subfolders.append(e.path)
+                elif e.is_file():
+                    out.append((e.path, False, e.stat().st_size))
+                    if len(out) > cap:
+                        raise UsageError(top, "more files than a scan takes in one call")
+            except OSError:         # gone, or a link to nowhere: nothing to scan
+                continue
+        for sub in subfolders:
+            walk(sub, top)
+
     for p in paths:
         if not os.path.exists(p):
             raise UsageError(p, "no such file or folder")
         if os.path.isfile(p):
-            out.append((p, True))
-            continue
-        for dirpath, dirnames, filenames in os.walk(p):
-            dirnames.sort()
-            for f in sorted(filenames):
-                full = os.path.join(dirpath, f)
-                if os.path.isfile(full):
-                    out.append((full, False))
-                    if len(out) > limits.max_folder_files * 100:
-                        raise UsageError(p, "more files than a scan takes in one call")
+            out.append((p, True, os.path.getsize(p)))
+        else:
+            walk(p, p)
     return out
 
 
@@ -161,6 +178,7 @@ def scan(paths: list[str], *, policy: Policy | None = None, workers: int | None 
     from assay import jobs
 
     items = expand_paths(paths, limits)
+    files = [p for p, _, _ in items]
     # The workers fork from a nursery that has imported the readers and rules (`_prepare`);
     # the command line starts it early (`prestart_scan`). Files with a chat template all go
     # to one worker: only that one imports Jinja.
@@ -169,26 +187,33 @@ def scan(paths: list[str], *, policy: Policy | None = None, workers: int | None 
         jobs.discard_prestarted()
     else:
         from assay.formats import libraries_needed
-        group = ["jinja2" if "jinja2" in libs else None for libs in libraries_needed([p for p, _ in items])]
+        group = ["jinja2" if "jinja2" in libs else None for libs in libraries_needed(files)]
     prepare = None if jobs.prestarted() else _prepare
-    cost = [_scan_cost(p) for p, _ in items]
+    cost = [_scan_cost(size) for _, _, size in items]
     results: list[FileScan | None] = [None] * len(items)
-    work = partial(scan_file, policy=policy, limits=limits)    # None: each worker's default
+    work: jobs.Work
+    if policy is None or policy.source:      # named, so that a prestarted nursery can build it
+        work = jobs.Call("assay.api:_scan_worker", (policy.source if policy else None,
+                                                    policy.name if policy else None,
+                                                    dataclasses.astuple(limits)))
+    else:
+        work = partial(_scan_to_wire, policy=policy, limits=limits)
     budget = jobs.Budget(seconds=seconds_per_file)
     done = 0
-    for idx, out in jobs.run(work, [p for p, _ in items], workers=workers, budget=budget,
+    from assay.analyses.scan import FileScan
+    for idx, out in jobs.run(work, files, workers=workers, budget=budget,
                              prepare=prepare, cost=cost, group=group):
         if isinstance(out, jobs.Failed):
-            from assay.analyses.scan import FileScan
-            out = FileScan(items[idx][0], None, error=f"{items[idx][0]}: {out.reason}")
-        results[idx] = out
+            results[idx] = FileScan(files[idx], None, error=f"{files[idx]}: {out.reason}")
+        else:
+            results[idx] = FileScan.from_wire(out)
         done += 1
         if progress:
             progress(done, len(items))
     from assay.analyses.scan import DEFAULT_POLICY_NAME, ScanReport
 
     final = []
-    for (_path, named), r in zip(items, results, strict=True):
+    for (_path, named, _size), r in zip(items, results, strict=True):
         assert r is not None
         if r.skipped and named:   # the user asked for this file: not recognising it is an error
             r = dataclasses.replace(r, error=f"{r.path}: {r.skipped}", skipped=None)
@@ -197,6 +222,22 @@ def scan(paths: list[str], *, policy: Policy | None = None, workers: int | None 
               "errors": sum(1 for r in final if r.status == "error"),
               "skipped": sum(1 for r in final if r.skipped)}
     return ScanReport(tuple(final), policy.name if policy else DEFAULT_POLICY_NAME, totals)
+
+
+def _scan_to_wire(path: str, policy: Policy | None, limits: Limits) -> tuple:
+    return scan_file(path, policy, limits).to_wire()
+
+
+def _scan_worker(policy_source: str | None, policy_name: str | None,
+                 limits: tuple[int, ...]) -> Callable[[str], tuple]:
+    """What a scan worker runs (`jobs.Call`, built once in the nursery): scan one file, the
+    result as plain values."""
+    from functools import partial
+    policy = None
+    if policy_source is not None:
+        from assay.analyses.scan.policy import parse
+        policy = parse(policy_source, policy_name or "policy")
+    return partial(_scan_to_wire, policy=policy, limits=Limits(*limits))
 
 
 def prestart_scan() -> None:
@@ -222,14 +263,10 @@ def _prepare() -> None:
     default_policy()
 
 
-def _scan_cost(path: str) -> float:
+def _scan_cost(size: int) -> float:
     """A guess at how long scanning a file takes, for ordering the work: a fixed part (opening,
     sniffing, judging) worth reading about 64 KiB, plus the size."""
-    import os
-    try:
-        return 65536.0 + os.path.getsize(path)
-    except OSError:
-        return 65536.0
+    return 65536.0 + size
 
 
 def load_policy(path: str) -> Policy:

@@ -7,11 +7,14 @@ choose. Folders go to the folder reader, which reads each weight file through th
 from __future__ import annotations
 
 import os
+from typing import TYPE_CHECKING, Any
 
 from assay.errors import FormatError, UnknownFormatError, UsageError
-from assay.formats.base import Probe, Reader
 from assay.limits import DEFAULT_LIMITS, Limits
-from assay.model.artifact import ModelArtifact
+
+if TYPE_CHECKING:
+    from assay.formats.base import Probe, Reader
+    from assay.model.artifact import ModelArtifact
 
 # The order in which readers are asked: specific magic bytes first, generic containers last.
 # Each entry names its module; a module is imported only when its reader is asked, so reading
@@ -30,8 +33,19 @@ ORDER = [name for name, _ in TABLE]
 _LOADED: dict[str, Reader] = {}
 
 
+def __getattr__(name: str) -> Any:
+    # the readers' shared types load with the first reader: a process that only asks which
+    # libraries files need (the scan's parent) never imports them
+    if name in ("Probe", "Reader"):
+        from assay.formats import base
+        return getattr(base, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
 def _module_readers(module: str) -> list[Reader]:
     import importlib
+
+    from assay.formats.base import Reader
 
     mod = importlib.import_module(f"assay.formats.{module}")
     found: list[Reader] = []
@@ -87,6 +101,7 @@ def libraries_needed(paths: list[str]) -> list[tuple[str, ...]]:
 
 
 def detect(path: str, limits: Limits = DEFAULT_LIMITS) -> tuple[Reader, Probe]:
+    from assay.formats.base import Probe
     probe = Probe.of(path, limits)
     if probe.size == 0:
         raise UnknownFormatError(path, "file is empty")

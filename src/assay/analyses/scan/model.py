@@ -35,6 +35,20 @@ class FileScan:
     seconds: float = 0.0
     skipped: str | None = None         # not a model file (found in a folder), with the reason
 
+    def to_wire(self) -> tuple:
+        """As plain values (tuples, strings, numbers), to pass between processes."""
+        return (self.path, self.format, tuple((f.rule, f.severity, f.message, f.location.file,
+                                               f.location.member, f.location.offset, f.count)
+                                              for f in self.findings),
+                self.error, self.rule_errors, self.seconds, self.skipped)
+
+    @classmethod
+    def from_wire(cls, t: tuple) -> FileScan:
+        path, fmt, findings, error, rule_errors, seconds, skipped = t
+        return cls(path, fmt, tuple(Finding(r, sev, msg, Location(file, member, offset), count)
+                                    for r, sev, msg, file, member, offset, count in findings),
+                   error, tuple(rule_errors), seconds, skipped)
+
     @property
     def status(self) -> str:
         """"findings" | "error" | "skipped" | "clean" (never a truth value meaning "safe")."""

@@ -60,6 +60,7 @@ class Policy:
     dangerous: tuple[Entry, ...]
     groups: dict[str, tuple[str, ...]]
     unknown_severity: str = "medium"
+    source: str = field(default="", compare=False, repr=False)   # the TOML it was read from
     # verdicts already given, by (name, format): a TorchScript file asks about the same dozen
     # globals a thousand times, and each answer matches every pattern of the policy
     _seen: dict[tuple[str, str | None], Verdict] = field(default_factory=dict, compare=False,
@@ -127,7 +128,7 @@ def parse(text: str, name: str) -> Policy:
             entries[kind].append(Entry(_strings(item.get("globals"), f"{where}.globals"), item["reason"],
                                        _strings(item.get("contexts", ["*"]), f"{where}.contexts"),
                                        sev, rule))
-    return Policy(name, tuple(entries["safe"]), tuple(entries["dangerous"]), groups, unknown)
+    return Policy(name, tuple(entries["safe"]), tuple(entries["dangerous"]), groups, unknown, text)
 
 
 DEFAULT_FILE = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))),
