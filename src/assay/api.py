@@ -200,9 +200,9 @@ def scan(paths: list[str], *, policy: Policy | None = None, workers: int | None 
         work = partial(_scan_to_wire, policy=policy, limits=limits)
     budget = jobs.Budget(seconds=seconds_per_file)
     done = 0
-    from assay.analyses.scan import FileScan
     for idx, out in jobs.run(work, files, workers=workers, budget=budget,
                              prepare=prepare, cost=cost, group=group):
+        from assay.analyses.scan import FileScan  # here: imported while workers read
         if isinstance(out, jobs.Failed):
             results[idx] = FileScan(files[idx], None, error=f"{files[idx]}: {out.reason}")
         else:

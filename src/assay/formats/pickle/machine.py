@@ -240,16 +240,71 @@ class PickleMachine:
             self.pos += 1
             return data[self.pos - 1]
 
+        # The opcodes that make up most of real pickles (small ints, tuples, memo traffic, as
+        # in TorchScript's debug tables) run first, reading at a local position; the others
+        # go through the general chain below, which keeps the position in `self.pos`.
+        pos = self.pos
+        max_ops, max_stack, max_memo = lim.max_pickle_ops, lim.max_pickle_stack, lim.max_pickle_memo
+        append = stack.append
         while True:
-            if self.pos >= n:
+            if pos >= n:
+                self.pos = pos
                 raise self._err("pickle ends without STOP")
-            op_at = self.pos
-            op = data[self.pos]
-            self.pos += 1
+            op_at = pos
+            op = data[pos]
+            pos += 1
             ops += 1
-            if ops > lim.max_pickle_ops:
+            if ops > max_ops:
                 raise LimitError(self.path, "pickle: more opcodes than the limit",
                                  member=self.member, offset=self.base + op_at)
+            room = len(stack) < max_stack      # else the general chain reports the limit
+            if op == 0x4B and pos < n and room:             # BININT1
+                append(data[pos])
+                pos += 1
+                continue
+            if op == 0x4D and pos + 2 <= n and room:        # BININT2
+                append(data[pos] | data[pos + 1] << 8)
+                pos += 2
+                continue
+            if op == 0x87 and len(stack) - (marks[-1] if marks else 0) >= 3:    # TUPLE3
+                t3 = (stack[-3], stack[-2], stack[-1])
+                del stack[-3:]
+                append(t3)
+                continue
+            if op == 0x68 and pos < n and room and data[pos] in memo:       # BINGET
+                append(memo[data[pos]])
+                pos += 1
+                continue
+            if op == 0x71 and pos < n and stack and not (marks and len(stack) <= marks[-1]) \
+                    and (data[pos] in memo or len(memo) < max_memo):            # BINPUT
+                memo[data[pos]] = stack[-1]
+                pos += 1
+                continue
+            if (op == 0x8C or op == 0x58) and room:         # SHORT_BINUNICODE, BINUNICODE
+                head = 1 if op == 0x8C else 4
+                if pos + head <= n:
+                    k = data[pos] if head == 1 else int.from_bytes(data[pos:pos + 4], "little")
+                    if pos + head + k <= n:
+                        try:
+                            append(str(data[pos + head:pos + head + k], "utf-8", "surrogatepass"))
+                        except UnicodeDecodeError:
+                            raise self._err("string is not valid UTF-8", op_at) from None
+                        pos += head + k
+                        continue
+            if op == 0x94 and stack and not (marks and len(stack) <= marks[-1]) \
+                    and len(memo) < max_memo:                   # MEMOIZE
+                memo[len(memo)] = stack[-1]
+                continue
+            if op == 0x28:                                  # MARK
+                marks.append(len(stack))
+                continue
+            if op == 0x74 and marks:                        # TUPLE
+                m = marks.pop()
+                t = tuple(stack[m:])
+                del stack[m:]
+                append(t)
+                continue
+            self.pos = pos
             c = chr(op)
             if c == "q":
                 memo_put(byte(), top())
@@ -460,6 +515,7 @@ class PickleMachine:
                 push(Extension(code, self.base + op_at))
             else:
                 raise self._err(f"unknown opcode 0x{op:02x}", op_at)
+            pos = self.pos
 
     def _parse_int(self, line: bytes, at: int) -> int:
         try:
