@@ -254,10 +254,9 @@ def _prepare() -> None:
     files with chat templates.)"""
     import encodings.cp437  # noqa: F401  (zip member names)
 
-    import assay.analyses.scan.judging
     import assay.formats.pickle.facts
     import assay.formats.pickle.machine  # noqa: F401
-    from assay.analyses.scan import default_policy
+    from assay.analyses.scan import default_policy, judge  # noqa: F401
     from assay.formats import readers
     readers()
     default_policy()

@@ -22,5 +22,7 @@ _LAZY = {"CATALOG": "catalog", "Context": "rules", "Policy": "policy", "default_
 def __getattr__(name: str) -> Any:
     if name in _LAZY:
         import importlib
-        return getattr(importlib.import_module(f"assay.analyses.scan.{_LAZY[name]}"), name)
+        value = getattr(importlib.import_module(f"assay.analyses.scan.{_LAZY[name]}"), name)
+        globals()[name] = value          # asked once: a plain module attribute from now on
+        return value
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
