@@ -13,8 +13,9 @@ folder; fickling has no folder mode for local files, so a small driver calls its
 once per file, inside one process. When a folder call crashes (picklescan and modelscan both
 stop at the first zip they cannot decompress), the same tool is driven through its Python API,
 one sample folder at a time, in one process, so that one bad file cannot hide the rest; the
-table says so. Each call runs once untimed first (page cache, bytecode caches); the timed run's
-output is the one parsed.
+table says so. Each call runs once untimed first (page cache, bytecode caches); that run's
+output is the one parsed. The timed runs then go round-robin over every tool and folder, so
+that a slow spell of a shared machine falls on all the tools alike rather than on one.
 
     .venv/bin/python benchmarks/scan_vs_peers.py [--peers a,b] [--skip-install] [--reps N]
                                                  [--timeout S] [--json OUT] [--keep] [--details]
@@ -557,6 +558,9 @@ class Part:
     timeouts: int = 0
     crash: str = ""        # why the folder call broke, when it did
     rescued: int = 0       # entries flagged only when scanned alone (see `rescan`)
+    cmd: list[str] | None = None                     # the call that is timed
+    times: list[float] = field(default_factory=list)
+    timed_out: bool = False                          # then it is not run again
 
 
 @dataclass
@@ -582,61 +586,66 @@ class ToolRun:
         return "/".join(modes) if modes else "-"
 
 
-def timed(cmd: list[str], reps: int, timeout: float, scratch: Path) -> tuple[Proc, float]:
-    """One untimed warm-up, then `reps` timed runs; the last run's output and the median time."""
-    first = run(cmd, timeout, scratch)
-    if first.rc is None:            # the warm-up timed out already: that is the result
-        return first, first.seconds
-    for name in ("modelscan.json", "modelaudit.json"):
-        (scratch / name).unlink(missing_ok=True)
-    times, last = [], None
+def time_round_robin(runs: list[ToolRun], reps: int, timeout: float, scratch: Path) -> None:
+    """`reps` timed runs of every call measured, taken in turns (tool after tool, folder after
+    folder, then again); each part's time is the median of its runs."""
+    parts = [p for r in runs if not r.failed for p in r.parts if p.cmd is not None and not p.timed_out]
     for _ in range(reps):
-        last = run(cmd, timeout, scratch)
-        times.append(last.seconds)
-        if last.rc is None:         # a timeout will not get better by repeating it
-            break
-    assert last is not None
-    return last, statistics.median(times)
+        for part in parts:
+            if part.timed_out:
+                continue
+            assert part.cmd is not None
+            got = run(part.cmd, timeout, scratch)
+            part.times.append(got.seconds)
+            part.timed_out = got.rc is None       # a timeout will not get better by repeating it
+    for part in parts:
+        if part.times:
+            part.seconds = statistics.median(part.times)
 
 
-def driver_cmd(tool: Tool, targets: list[Path], scratch: Path) -> list[str]:
+def driver_cmd(tool: Tool, targets: list[Path], scratch: Path, part: str) -> list[str]:
     assert tool.driver is not None
-    listing = scratch / f"{tool.name}-targets.txt"
+    listing = scratch / f"{tool.name}-{part}-targets.txt"      # kept: the call is timed later
     listing.write_text("".join(f"{t}\n" for t in targets))
     return [venv_bin("python"), "-c", tool.driver, str(listing), str(UNIT_TIMEOUT_S)]
 
 
-def measure(tool: Tool, corpus: Corpus, scratch: Path, reps: int, timeout: float) -> ToolRun:
+def measure(tool: Tool, corpus: Corpus, scratch: Path, timeout: float) -> ToolRun:
+    """Run the tool once on each folder (untimed: page cache, bytecode caches) and read its
+    verdicts; `time_round_robin` times the same calls afterwards."""
     res = ToolRun(tool.name, tool.title)
     events: list[Event] = []
     for root in (corpus.hostile, corpus.benign):
         crash = ""
         if tool.command is not None and tool.parse is not None:
-            p, secs = timed(tool.command(root, scratch), reps, timeout, scratch)
+            cmd = tool.command(root, scratch)
+            p = run(cmd, timeout, scratch)
             got = tool.parse(p, root, scratch) if p.rc is not None and p.rc != 127 else None
             if got is not None:
                 resolve = Resolver(corpus.items)
                 stray = [e for e in got if e.kind == "flag" and resolve(e.location) is None]
                 rescued = rescan(tool, corpus, root, got, len(stray), timeout, scratch) if stray else 0
                 events += got
-                res.parts.append(Part(root.name, "folder", secs, rescued=rescued))
+                res.parts.append(Part(root.name, "folder", p.seconds, rescued=rescued, cmd=cmd))
                 continue
             crash = last_line(p)
             if tool.driver is None:     # nothing else to try: every sample of this folder is an error
-                res.parts.append(Part(root.name, "folder", secs, int(p.rc is None), crash))
+                res.parts.append(Part(root.name, "folder", p.seconds, int(p.rc is None), crash, cmd=cmd,
+                                      timed_out=p.rc is None))
                 events += [Event(it.key, "error", f"tool failed: {crash}") for it in corpus.items
                            if Path(it.key).is_relative_to(root)]
                 if p.rc == 127:
                     res.failed = f"{tool.name}: {crash}"
                 continue
         targets = _walk(root) if tool.driver_targets == "files" else corpus.units(root)
-        p, secs = timed(driver_cmd(tool, targets, scratch), reps, timeout, scratch)
+        cmd = driver_cmd(tool, targets, scratch, root.name)
+        p = run(cmd, timeout, scratch)
         got, touts, reached = parse_driver(tool, p, targets)
         events += got
         if reached == 0 and targets and p.rc is not None:
             res.failed = f"{tool.name}: driver failed ({last_line(p)})"
-        res.parts.append(Part(root.name, "driver after folder crash" if crash else "driver", secs, touts,
-                              crash))
+        res.parts.append(Part(root.name, "driver after folder crash" if crash else "driver", p.seconds,
+                              touts, crash, cmd=cmd, timed_out=p.rc is None))
     res.verdicts, res.stray = verdicts_from(events, Resolver(corpus.items))
     return res
 
@@ -886,8 +895,8 @@ def report(runs: list[ToolRun], corpus: Corpus, names: list[str], reps: int, sho
     n_f = len(_walk(corpus.hostile)) + len(_walk(corpus.benign))
     print(f"# scan benchmark {datetime.date.today()}: {n_h} hostile samples, {len(items) - n_h} benign "
           f"entries ({n_f} files); per tool one fresh process on the hostile folder and one on the benign "
-          f"folder, {'median of ' + str(reps) if reps > 1 else 'timed once'} after a warm-up; "
-          f"{os.cpu_count()} cores, {platform.machine()}")
+          f"folder, {'median of ' + str(reps) if reps > 1 else 'timed once'} after a warm-up, "
+          f"tools timed in turns; {os.cpu_count()} cores, {platform.machine()}")
     print(f"# {versions(names)}")
     print(render(rows))
     print("assay: an expected rule ID fired; assay any: any finding; peers: the tool's own flag "
@@ -970,9 +979,12 @@ def main() -> int:
                 runs.append(ToolRun(name, TOOLS[name].title, failed=f"{name}: {broken[name]}"))
                 continue
             print(f"running {name} ...", file=sys.stderr)
-            r = measure(TOOLS[name], corpus, scratch, max(1, args.reps), args.timeout)
-            runs.append(r)
-            print(f"  {name}: {r.seconds or 0:.2f} s ({r.mode})", file=sys.stderr)
+            runs.append(measure(TOOLS[name], corpus, scratch, args.timeout))
+        print(f"timing {max(1, args.reps)} rounds of every call ...", file=sys.stderr)
+        time_round_robin(runs, max(1, args.reps), args.timeout, scratch)
+        for r in runs:
+            if not r.failed:
+                print(f"  {r.name}: {r.seconds or 0:.2f} s ({r.mode})", file=sys.stderr)
         report(runs, corpus, names, max(1, args.reps), args.details)
         if args.json:
             write_json(args.json, runs, corpus, names)
