@@ -8,7 +8,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from functools import cached_property
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NamedTuple
 
 from assay.errors import AssayError, FormatError, LimitError
 from assay.io.archive import ZipArchive, is_zip, open_zip
@@ -53,8 +53,7 @@ class Probe:
         return self.zip.names() if self.zip else []
 
 
-@dataclass(frozen=True)
-class Reader:
+class Reader(NamedTuple):
     """A format: its name, how it recognises a file, how it reads one."""
 
     name: str

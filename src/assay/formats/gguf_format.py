@@ -21,7 +21,7 @@ import math
 import struct
 from dataclasses import dataclass, field
 from functools import cache
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from assay.errors import FormatError, LimitError, UnsupportedError
 from assay.formats.base import Probe, Reader, check_shape, record_from_file, trailing
@@ -257,8 +257,7 @@ def _alignment(p: _Parser, md: _Metadata) -> int:
     return int(a)
 
 
-@dataclass(frozen=True)
-class _Info:
+class _Info(NamedTuple):
     """One tensor entry of a GGUF header."""
 
     name: str

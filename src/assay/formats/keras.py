@@ -37,7 +37,7 @@ import re
 import struct
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from typing import Any, TypeVar
+from typing import Any, NamedTuple, TypeVar
 
 from assay.errors import AssayError, FormatError, LimitError, MissingDependencyError, UnsupportedError
 from assay.formats.base import (
@@ -289,8 +289,7 @@ class _Opaque:
 _Element = _Opaque | tuple[DType, str, bool] | str   # or why the dataset is not numeric
 
 
-@dataclass(frozen=True)
-class _Storage:
+class _Storage(NamedTuple):
     """How a dataset is stored: layout, filters, data offset, allocated bytes."""
 
     layout: str                  # "contiguous" | "compact" | "chunked" | "virtual"

@@ -32,7 +32,7 @@ import zlib
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import cached_property
-from typing import TYPE_CHECKING, Any, BinaryIO
+from typing import TYPE_CHECKING, Any, BinaryIO, NamedTuple
 
 from assay.errors import FormatError, LimitError, UnsupportedError
 from assay.formats.base import Probe, Reader, record_from_array, record_from_buffer, record_from_file
@@ -232,8 +232,7 @@ def _bad_token(raw: bytes) -> bytes:
     return (raw[start:at + 40].split() or [raw[start:at + 40]])[0][:40]
 
 
-@dataclass(frozen=True)
-class _Sizes:
+class _Sizes(NamedTuple):
     """Element counts of the weight lines (index 0 is file line 2) and their checks."""
 
     counts: list[int]
@@ -427,8 +426,7 @@ LIMIT_MESSAGES = {           # LimitExceeded.what -> lc0's message
 }
 
 
-@dataclass(frozen=True)
-class Blob:
+class Blob(NamedTuple):
     """A bytes field: where it starts in the (decompressed) stream and a view of its bytes."""
 
     offset: int

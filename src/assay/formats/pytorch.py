@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 from assay.errors import AssayError, FormatError, LimitError, UnsupportedError
 from assay.formats.base import Probe, Reader, archive_observations, keeping, looks_like, trailing
@@ -47,8 +47,7 @@ MAX_VALUES = 64   # scalars kept as metadata per pickle
 REBUILD_V3 = "torch._utils._rebuild_tensor_v3"   # untyped storage + explicit dtype argument
 
 
-@dataclass(frozen=True)
-class Storage:
+class Storage(NamedTuple):
     """One storage of a checkpoint: key, dtype, element count and where its bytes are."""
 
     key: str

@@ -27,7 +27,7 @@ import zlib
 from collections import deque
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 from assay.errors import FormatError, LimitError, MissingDependencyError, UnsupportedError
 from assay.formats.base import Probe, Reader, check_shape
@@ -259,8 +259,7 @@ class JoblibArrays:
 
 
 # -- scikit-learn estimators ---------------------------------------------------------------------
-@dataclass(frozen=True)
-class Estimator:
+class Estimator(NamedTuple):
     """A scikit-learn estimator found in the pickle: where, its class and parameters."""
 
     path: str

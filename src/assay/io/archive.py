@@ -13,6 +13,7 @@ import posixpath
 import struct
 import zlib
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 from assay.errors import FormatError, LimitError
 from assay.limits import Limits
@@ -34,8 +35,7 @@ _U16, _U64 = struct.Struct("<HH"), struct.Struct("<Q")
 MAX_VERSION_NEEDED = 63                  # 6.3, the newest APPNOTE a reader is expected to know
 
 
-@dataclass(frozen=True)
-class Oddity:
+class Oddity(NamedTuple):
     """Something unusual about an archive: a fact for the scan rules, not a verdict.
 
     Codes: name-mismatch, method-mismatch, duplicate, traversal, encrypted, ratio, overlap,
@@ -46,9 +46,9 @@ class Oddity:
     text: str
 
 
-@dataclass(frozen=True)
-class Member:
-    """One zip member: its names (central and local header), method, sizes, CRC and offsets."""
+class Member(NamedTuple):
+    """One zip member: its names (central and local header), method, sizes, CRC and offsets.
+    (A named tuple: an archive of many thousand members builds one per member.)"""
 
     name: str
     local_name: str

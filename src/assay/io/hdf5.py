@@ -27,7 +27,7 @@ import struct
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from functools import cached_property
-from typing import Any
+from typing import Any, NamedTuple
 
 MAGIC = b"\x89HDF\r\n\x1a\n"
 SUPERBLOCK_AT = (0, 512, 1024, 2048)
@@ -61,8 +61,7 @@ class NotRead(ValueError):
     """A valid HDF5 feature this module does not read; the HDF5 library can."""
 
 
-@dataclass(frozen=True)
-class Datatype:
+class Datatype(NamedTuple):
     """An HDF5 datatype, as far as the walk needs it."""
 
     cls: int
@@ -91,8 +90,7 @@ class Datatype:
         return f"{'|' if self.size == 1 else self.order}{kind}{self.size}"
 
 
-@dataclass(frozen=True)
-class Layout:
+class Layout(NamedTuple):
     """Where a dataset keeps its bytes."""
 
     kind: str                        # "compact" | "contiguous" | "chunked"
@@ -101,8 +99,7 @@ class Layout:
     data: memoryview | None = None   # compact data
 
 
-@dataclass(frozen=True)
-class Link:
+class Link(NamedTuple):
     """One link of a group: hard (to an object header), soft or external."""
 
     name: str
@@ -217,8 +214,7 @@ class Object:
         return [] if m is None else _external(self.file, *m)
 
 
-@dataclass(frozen=True)
-class Superblock:
+class Superblock(NamedTuple):
     """Where the superblock is, its version, its sizes of offsets and lengths, and where its
     address fields start (base address, then free-space or extension, end of file, ...)."""
 

@@ -11,6 +11,7 @@ import re
 import tomllib
 from dataclasses import dataclass, field
 from functools import cache
+from typing import NamedTuple
 
 from assay.analyses.scan.model import DEFAULT_POLICY_NAME, SEVERITIES
 
@@ -45,8 +46,7 @@ class Entry:
         return name in self._exact or (self._wild is not None and self._wild.match(name) is not None)
 
 
-@dataclass(frozen=True)
-class Verdict:
+class Verdict(NamedTuple):
     """What the policy says about one global, and the entry that said it."""
     kind: str            # "safe" | "dangerous" | "unknown"
     entry: Entry | None

@@ -6,6 +6,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 from assay.analyses.scan.keras_names import BUILTIN_LAYERS, CODE_CARRIERS
 from assay.analyses.scan.model import Finding
@@ -43,8 +44,7 @@ class Context:
 Check = Callable[[Context], Iterable[Finding]]
 
 
-@dataclass(frozen=True)
-class Rule:
+class Rule(NamedTuple):
     """A registered check with its stable ID, family, default severity and title."""
     id: str
     family: str
