@@ -28,11 +28,8 @@ NOT_FOR_A_JSON_SCAN = (
 RUN = """
 import json, sys
 sys.argv = ["assay", "scan", "--format", "json", *sys.argv[1:]]
-from assay.cli.entry import main
-try:
-    main()
-except SystemExit as exc:
-    code = exc.code
+from assay.cli.entry import run
+code = run(True)
 sys.stdout.flush()
 sys.stderr.write("MODULES " + json.dumps({"code": code, "modules": sorted(sys.modules)}) + "\\n")
 """
@@ -66,3 +63,20 @@ def test_json_scan_of_an_empty_folder_starts_no_workers(tmp_path: Path) -> None:
     assert code == 0 and report["totals"]["files"] == 0
     loaded = sorted(m for m in (*NOT_FOR_A_JSON_SCAN, "multiprocessing", "assay.formats") if m in modules)
     assert not loaded, f"imported by a scan with nothing to read: {loaded}"
+
+
+def test_a_scan_ends_with_its_report_written_and_its_exit_code(tmp_path: Path) -> None:
+    """The program leaves a scan without the interpreter's teardown: what it printed must
+    still all arrive, with the scan's exit code."""
+    for i in range(40):
+        (tmp_path / f"p{i:02}.pkl").write_bytes(pickle.dumps({"weights": list(range(i))}))
+    cmd = [sys.executable, "-m", "assay.cli.entry", "scan", "--format", "json", str(tmp_path)]
+    r = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr
+    assert [f["status"] for f in json.loads(r.stdout)["files"]] == ["clean"] * 40
+    (tmp_path / "evil.pkl").write_bytes(b"cos\nsystem\n(S'echo hi'\ntR.")
+    r = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
+    assert r.returncode == 1, r.stderr
+    assert json.loads(r.stdout)["totals"]["files"] == 41
+    r = subprocess.run([*cmd[:4], "--no-such-option"], capture_output=True, text=True, timeout=120)
+    assert r.returncode == 2 and "no-such-option" in r.stderr
