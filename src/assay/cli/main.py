@@ -157,6 +157,12 @@ def scan_(
 ) -> None:
     """Would loading these files run code? Exit 0 clean, 1 findings, 2 errors."""
     import assay
+
+    # the report's writers, imported while the workers' nursery is still preparing (it takes
+    # longer than this process's start) rather than after the last file is read
+    from assay.render import scan as render_scan
+    if fmt is not ScanFormat.text:
+        import json  # noqa: F401
     try:
         pol = api.load_policy(policy) if policy else None
         with ScanProgress() as bar:
@@ -164,7 +170,6 @@ def scan_(
                               progress=bar.update)
     except AssayError as exc:
         raise fail(exc.one_line()) from None
-    from assay.render import scan as render_scan  # after the scan, which imported its rules
     if fmt is ScanFormat.json:
         sys.stdout.write(json_rows(render_scan.to_json(report)))     # one file per line
     elif fmt is ScanFormat.sarif:
