@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from collections import Counter
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from assay.model.tensor import TensorRecord
+if TYPE_CHECKING:
+    from assay.model.tensor import TensorRecord
 
 
 @dataclass(frozen=True)
