@@ -9,7 +9,9 @@ command line, which imports this package first, only pays for the modules its co
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from assay._lazy import lazy_names
 
 if TYPE_CHECKING:
     from assay.api import diff, identify, inspect, open_model, scan, verify
@@ -42,15 +44,4 @@ _WHERE = {
 }
 
 
-def __getattr__(name: str) -> Any:
-    where = _WHERE.get(name)
-    if where is None:
-        raise AttributeError(f"module 'assay' has no attribute {name!r}")
-    from importlib import import_module
-    value = getattr(import_module(where), name)
-    globals()[name] = value            # once: later lookups do not come back here
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(__all__))
+__getattr__, __dir__ = lazy_names(__name__, globals(), _WHERE)

@@ -5,7 +5,9 @@ one of them (a scan's parent reading `Location`s back from its workers) imports 
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from assay._lazy import lazy_names
 
 if TYPE_CHECKING:
     from assay.model.artifact import Location, ModelArtifact, Observation
@@ -25,15 +27,4 @@ _WHERE = {
 }
 
 
-def __getattr__(name: str) -> Any:
-    where = _WHERE.get(name)
-    if where is None:
-        raise AttributeError(f"module 'assay.model' has no attribute {name!r}")
-    from importlib import import_module
-    value = getattr(import_module(where), name)
-    globals()[name] = value            # once: later lookups do not come back here
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(__all__))
+__getattr__, __dir__ = lazy_names(__name__, globals(), _WHERE)
