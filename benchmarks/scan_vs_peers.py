@@ -929,8 +929,9 @@ def report(runs: list[ToolRun], corpus: Corpus, names: list[str], reps: int, sho
     n_h = sum(it.hostile for it in items)
     n_f = len(_walk(corpus.hostile)) + len(_walk(corpus.benign))
     print(f"# scan benchmark {datetime.date.today()}: {n_h} hostile samples, {len(items) - n_h} benign "
-          f"entries ({n_f} files); per tool one fresh process on the hostile folder and one on the benign "
-          f"folder, {'median of ' + str(reps) if reps > 1 else 'timed once'} after a warm-up, "
+          f"entries ({n_f} files); per tool one fresh process on the whole corpus, and one on each of "
+          f"its hostile and benign folders, {'median of ' + str(reps) if reps > 1 else 'timed once'} "
+          f"after a warm-up, "
           f"tools timed in turns; {os.cpu_count()} cores, {platform.machine()}")
     print(f"# {versions(names)}")
     print(render(rows))
