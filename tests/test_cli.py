@@ -73,3 +73,25 @@ def test_truncations_of_every_example_never_trace(tmp_path: Path) -> None:
         p.write_bytes(src[:cut])
         r = run("inspect", str(p))
         assert r.returncode == 2 and "Traceback" not in r.stderr and "internal error" not in r.stderr
+
+
+@pytest.mark.parametrize(("args", "says"), [
+    (["scan"], "Missing argument 'paths'"),
+    (["scan", "--no-such-option", "x"], "No such option: --no-such-option"),
+    (["inspect", "--format", "yaml", "x"], "'yaml' is not one of 'text', 'json'"),
+    (["scan", "--workers", "0", "x"], "0 is not in the range x>=1"),
+    (["no-such-command"], "No such command 'no-such-command'"),
+    (["catalog", "no-such-command"], "No such command 'no-such-command'"),
+])
+def test_usage_errors_are_one_line_exit_2(args: list[str], says: str) -> None:
+    """Wrong arguments get one line on stderr, like every other error, not Typer's box."""
+    r = run(*args)
+    assert r.returncode == 2 and r.stdout == ""
+    assert r.stderr.count("\n") == 1 and r.stderr.startswith("assay: error: "), r.stderr
+    assert says in r.stderr and "--help" in r.stderr
+
+
+def test_version() -> None:
+    import assay
+    r = run("--version")
+    assert r.returncode == 0 and r.stdout == f"assay {assay.__version__}\n" and r.stderr == ""

@@ -200,8 +200,18 @@ def _load(module: str, attr: str) -> Any:
     return getattr(import_module(module), attr)
 
 
+def _version(value: bool) -> None:
+    if value:
+        import assay
+        sys.stdout.write(f"assay {assay.__version__}\n")
+        raise typer.Exit(EXIT_OK)
+
+
 @_app.callback()
-def _root() -> None:
+def _root(
+    version: Annotated[bool, typer.Option("--version", is_eager=True, callback=_version,
+                                          help="Print assay's version and exit.")] = False,
+) -> None:
     """assay: pretrained model weights, treated like binaries."""
 
 
@@ -246,10 +256,30 @@ def _only(name: str) -> typer.Typer:
     return _full()
 
 
+def _run(app: typer.Typer) -> None:
+    """Run `app` on the command line's arguments. A usage error (an unknown option, a missing
+    argument, a value that is not one of the choices) is one line on stderr, like every other
+    error, with exit code 2; Typer's own handler would draw it in a box under the usage."""
+    command = typer.main.get_command(app)
+    try:
+        code = command.main(args=sys.argv[1:], prog_name="assay", standalone_mode=False)
+    except typer.TyperException as exc:      # the base of Click's errors, as Typer ships Click
+        if type(exc).__name__ != "NoArgsIsHelpError":      # (that one has printed the help)
+            ctx = getattr(exc, "ctx", None)
+            hint = f" (see '{ctx.command_path} --help')" if ctx is not None else ""
+            message = " ".join(exc.format_message().split())
+            sys.stderr.write(f"assay: error: {message}{hint}\n")
+        sys.exit(getattr(exc, "exit_code", EXIT_ERROR))
+    except typer.Abort:
+        sys.stderr.write("assay: aborted\n")
+        sys.exit(EXIT_FOUND)
+    sys.exit(code if isinstance(code, int) else EXIT_OK)
+
+
 def main() -> None:
     try:
         words = [a for a in sys.argv[1:2] if not a.startswith("-")]
-        (_only(words[0]) if words else _full())()
+        _run(_only(words[0]) if words else _full())
     except KeyboardInterrupt:
         sys.stderr.write("assay: interrupted\n")
         sys.exit(130)
