@@ -340,6 +340,10 @@ class _Walk:
 
     def name(self, value: str, path: str, suffixes: tuple[str, ...] = ("",)) -> str:
         """The value name if free, else prefixed with the subgraph path, else numbered."""
+        if suffixes == ("",) and value not in self.taken:     # the common case, first
+            self.taken.add(value)
+            return value
+
         def free(base: str) -> bool:
             return all(base + s not in self.taken for s in suffixes)
 
