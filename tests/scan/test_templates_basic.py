@@ -113,3 +113,16 @@ def test_a_template_in_gguf_metadata_is_scanned(tmp_path) -> None:
         w.close()
         res = scan_file(str(tmp_path / name))
         assert {f.rule for f in res.findings} == expect and res.status != "error"
+
+
+def test_a_template_met_again_is_not_analysed_again() -> None:
+    from assay.analyses.scan import templates
+    text = "{{ ''.__class__.__mro__[1].__subclasses__() }} {# met twice in this test #}"
+    before = templates._analyse_cached.cache_info()
+    first = analyse_template(text)
+    second = analyse_template(text)
+    after = templates._analyse_cached.cache_info()
+    assert first == second and first and {i.rule for i in first} == {"TEMPLATE001"}
+    assert after.misses == before.misses + 1 and after.hits == before.hits + 1
+    first.clear()                                  # a caller's list is its own
+    assert analyse_template(text) == second

@@ -748,11 +748,22 @@ def analyse_template(text: str, *, max_bytes: int = 1_000_000) -> list[TemplateI
     """Issues found in one chat template, in template order; [] when it is clean.
 
     Raises UnparsableTemplate when Jinja's parser rejects the text. A template over `max_bytes`
-    (UTF-8) is not parsed: the result is one TEMPLATE002 issue saying so.
+    (UTF-8) is not parsed: the result is one TEMPLATE002 issue saying so. A text met again (one
+    model's template in its GGUF metadata, `tokenizer_config.json` and `chat_template.jinja`) is
+    not analysed again.
     """
+    if len(text) <= CACHED_CHARS:
+        return list(_analyse_cached(text, max_bytes))
+    return list(_analyse(text, max_bytes))
+
+
+CACHED_CHARS = 1 << 16      # templates up to this long are remembered (64 of them) by text
+
+
+def _analyse(text: str, max_bytes: int) -> tuple[TemplateIssue, ...]:
     if len(text) > max_bytes or len(text.encode("utf-8", "surrogatepass")) > max_bytes:
-        return [TemplateIssue("TEMPLATE002", f"template too large to analyse (over {max_bytes} bytes)",
-                              None, "")]
+        return (TemplateIssue("TEMPLATE002", f"template too large to analyse (over {max_bytes} bytes)",
+                              None, ""),)
     bindings: dict[str, list[Any]] = {}
     order, cut = _walk(_parse(text), bindings)
     folder = _Folder(bindings)
@@ -771,4 +782,7 @@ def analyse_template(text: str, *, max_bytes: int = 1_000_000) -> list[TemplateI
         issues.append(TemplateIssue(
             "TEMPLATE002", f"template too complex to analyse fully (over {MAX_NODES} syntax nodes)",
             None, ""))
-    return issues
+    return tuple(issues)
+
+
+_analyse_cached = lru_cache(maxsize=64)(_analyse)
