@@ -27,7 +27,7 @@ if TYPE_CHECKING:
     from assay.analyses.lineage.types import Fingerprint, Verdict
     from assay.analyses.scan import FileScan, Policy, ScanReport
     from assay.analyses.summary import Summary
-    from assay.catalog import Added, Catalog, Entry, FindResult
+    from assay.catalog import Added, Catalog, Entry, FindResult, Removed
     from assay.errors import AssayError
     from assay.model.artifact import ModelArtifact
     from assay.recipes.challenge import ChallengeResult
@@ -406,6 +406,40 @@ def catalog_find(path: str, *, catalog: str | None = None, limit: int = 10,
 def catalog_list(*, catalog: str | None = None) -> list[Entry]:
     with open_catalog(catalog) as cat:
         return cat.entries()
+
+
+def catalog_remove(targets: list[str], *, catalog: str | None = None,
+                   limits: Limits = DEFAULT_LIMITS) -> tuple[list[Removed], list[str]]:
+    """Take models out of the catalog, with the relations they take part in. A target is a
+    content identity (`assay-model-v1:...`, or 12 or more of its first hex digits, as `catalog
+    list` shows them) or a weight file or model folder, whose content identity is computed.
+    Returns what was removed and the targets that name no catalogued model."""
+    import os
+    import re
+
+    from assay.analyses.identity import MODEL_V
+    ids: dict[str, str] = {}                     # target -> the content identity it names
+    with open_catalog(catalog) as cat:
+        catalogued: list[str] | None = None
+        for t in targets:
+            if t.startswith(MODEL_V + ":"):
+                ids[t] = t
+            elif os.path.exists(t):
+                ids[t] = identify(t, limits=limits).content
+            elif re.fullmatch(r"[0-9a-f]{12,}", t):
+                if catalogued is None:
+                    catalogued = [e.content_id for e in cat.entries()]
+                hits = [c for c in catalogued if c.removeprefix(MODEL_V + ":").startswith(t)]
+                if len(hits) > 1:
+                    raise UsageError(t, f"the start of {len(hits)} catalogued content identities; "
+                                     "give more digits")
+                if hits:
+                    ids[t] = hits[0]
+            else:
+                raise UsageError(t, "neither a content identity nor a model file or folder")
+        removed = cat.remove(list(ids.values()))
+    gone = {r.entry.content_id for r in removed}
+    return removed, [t for t in targets if ids.get(t) not in gone]
 
 
 def catalog_graph(*, catalog: str | None = None) -> Forest:

@@ -74,6 +74,26 @@ def test_add_find_list_graph(models: Path, tmp_path: Path) -> None:
     assert dot.returncode == 0 and dot.stdout.startswith("digraph")
 
 
+def test_remove_by_file_identity_or_prefix(models: Path, tmp_path: Path) -> None:
+    cat = str(tmp_path / "r.sqlite")
+    assert run("add", *files(models), "--catalog", cat).returncode == 0
+    listed = {Path(m["label"]).stem: m["content_id"]
+              for m in json.loads(run("list", "--catalog", cat, "-f", "json").stdout)["models"]}
+    r = run("remove", str(models / "ft.safetensors"), listed["stranger"], "--catalog", cat, "-f", "json")
+    assert r.returncode == 0, r.stderr
+    doc = json.loads(r.stdout)
+    assert doc["kind"] == "remove" and doc["not_catalogued"] == []
+    assert sorted(Path(m["label"]).stem for m in doc["removed"]) == ["ft", "stranger"]
+    assert next(m for m in doc["removed"] if m["label"].endswith("ft.safetensors"))["relations"] >= 2
+    prefix = listed["ft-fp16"].split(":")[1][:16]          # as `list` shows it
+    r = run("remove", prefix, str(models / "ft.safetensors"), "--catalog", cat)
+    assert r.returncode == 1 and "removed from" in r.stdout and "not in" in r.stdout
+    left = json.loads(run("list", "--catalog", cat, "-f", "json").stdout)["models"]
+    assert [Path(m["label"]).stem for m in left] == ["base"]
+    r = run("remove", "no/such/model.safetensors", "--catalog", cat)
+    assert r.returncode == 2 and r.stderr.count("\n") == 1 and "no/such/model.safetensors" in r.stderr
+
+
 def test_an_unreadable_model_is_reported_and_the_others_added(models: Path, tmp_path: Path) -> None:
     broken = tmp_path / "broken.safetensors"
     broken.write_bytes(b"\x08\x00\x00\x00\x00\x00\x00\x00{bad}")

@@ -139,3 +139,30 @@ def test_a_damaged_stored_fingerprint_is_a_one_line_error(tmp_path: Path) -> Non
             conn.execute(schema.models.update().values(fingerprint=b"ASFP\x01garbage"))
         with pytest.raises(CatalogError, match="model 1 \\(a\\): stored fingerprint is unreadable"):
             cat.find(synth.fp(synth.finetune(w, 6), "b"))
+
+
+def test_remove_takes_a_model_its_keys_and_its_relations_out(location: str) -> None:
+    base = synth.base_model(11)
+    ft = synth.finetune(base, 12)
+    fps = [synth.fp(base, "base"), synth.fp(ft, "ft"), synth.fp(synth.cast(ft), "ft-fp16"),
+           synth.fp(synth.base_model(13), "stranger")]
+    with Catalog.open(location) as cat:
+        for fp in fps:
+            cat.add(fp)
+        links = cat.links()
+        by_label = {e.label: e for e in cat.entries()}
+        ft_id = by_label["ft"].id
+        involving_ft = [x for x in links if ft_id in (x.parent.id, x.child.id)]
+        assert involving_ft and len(involving_ft) < len(links)
+        removed = cat.remove([fps[1].content_id, "assay-model-v1:" + "0" * 64])
+        assert [(r.entry.label, r.relations) for r in removed] == [("ft", len(involving_ft))]
+        assert sorted(e.label for e in cat.entries()) == ["base", "ft-fp16", "stranger"]
+        assert cat.links() == [x for x in links if x not in involving_ft]
+        assert cat.fingerprint(fps[1].content_id) is None
+        with cat.read() as conn:
+            keys = conn.execute(select(schema.lsh_keys.c.model_id)).scalars().all()
+        assert ft_id not in keys and len(set(keys)) == 3
+        assert cat.remove([fps[1].content_id]) == []          # gone already: nothing to do
+        # it can be added again, and is found again by its relatives
+        assert cat.add(fps[1]).created
+        assert {m.entry.label for m in cat.find(fps[1]).matches} >= {"base", "ft-fp16"}

@@ -6,6 +6,6 @@ catalog opens. See `store.Catalog`.
 """
 
 from assay.catalog.errors import CatalogError
-from assay.catalog.store import Added, Catalog, Entry, FindResult, Link, Match
+from assay.catalog.store import Added, Catalog, Entry, FindResult, Link, Match, Removed
 
-__all__ = ["Added", "Catalog", "CatalogError", "Entry", "FindResult", "Link", "Match"]
+__all__ = ["Added", "Catalog", "CatalogError", "Entry", "FindResult", "Link", "Match", "Removed"]

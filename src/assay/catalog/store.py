@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Connection, Engine, Row, func, select
+from sqlalchemy import Connection, Engine, Row, delete, func, or_, select
 from sqlalchemy.exc import IntegrityError, OperationalError, SQLAlchemyError
 
 from assay.analyses.lineage.types import FP_VERSION, Evidence, Fingerprint, Verdict
@@ -76,6 +76,12 @@ class Added:
     entry: Entry
     created: bool                   # False: this content identity was already catalogued
     links: tuple[Link, ...] = ()
+
+
+@dataclass(frozen=True)
+class Removed:
+    entry: Entry
+    relations: int                  # relations it took part in, removed with it
 
 
 @dataclass(frozen=True)
@@ -310,6 +316,25 @@ class Catalog:
             rows = conn.execute(select(e).order_by(e.c.child_id, e.c.parent_id)).all()
         return [Link(by_id[r.parent_id], by_id[r.child_id], r.relation, bool(r.directed),
                      float(r.confidence), r.summary, dict(r.evidence or {})) for r in rows]
+
+    # -- removing ------------------------------------------------------------------------------
+    def remove(self, content_ids: Sequence[str]) -> list[Removed]:
+        """Take models out of the catalog by content identity, with their index keys and every
+        relation they take part in, in one transaction; identities not catalogued are skipped.
+        The relations the other models have among themselves stay as they were found."""
+        m, e, k = schema.models, schema.edges, schema.lsh_keys
+        wanted = sorted(set(content_ids))
+        with self._errors("cannot remove"), self.write() as conn:
+            rows = conn.execute(_entry_select().where(m.c.content_id.in_(wanted)).order_by(m.c.id)).all()
+            ids = [r.id for r in rows]
+            if not ids:
+                return []
+            involved = or_(e.c.parent_id.in_(ids), e.c.child_id.in_(ids))
+            pairs = conn.execute(select(e.c.parent_id, e.c.child_id).where(involved)).all()
+            conn.execute(delete(e).where(involved))
+            conn.execute(delete(k).where(k.c.model_id.in_(ids)))
+            conn.execute(delete(m).where(m.c.id.in_(ids)))
+        return [Removed(_entry(r), sum(r.id in p for p in pairs)) for r in rows]
 
     def count(self) -> int:
         with self._errors("cannot count"), self.read() as conn:

@@ -1,15 +1,17 @@
-"""`assay catalog`: add models to a lineage catalog, find a model's relatives, draw the graph.
+"""`assay catalog`: add models to a lineage catalog, find a model's relatives, draw the graph,
+remove models.
 
 The catalog is `--catalog PATH-or-URL`, else `$ASSAY_CATALOG`, else
 `$XDG_DATA_HOME/assay/catalog.sqlite`. Exit codes: 0 done (for `find`: relatives found), 1 `find`
-found no relative, 2 error (bad catalog URL or file, unreadable model, bad usage; `add` still adds
-the models it can read).
+found no relative or `remove` named a model not catalogued, 2 error (bad catalog URL or file,
+unreadable model, bad usage; `add` still adds the models it can read).
 """
 
 from __future__ import annotations
 
 import json
 import sys
+from collections.abc import Callable
 from enum import StrEnum
 from typing import Annotated, Any
 
@@ -53,6 +55,15 @@ def _print(renderable: Any) -> None:
     from rich.console import Console
     out = Console(highlight=False)
     (out if out.is_terminal else Console(highlight=False, width=160)).print(renderable)
+
+
+def _emit(fmt: Format, to_json: Callable[..., dict[str, Any]], to_text: Callable[..., Any],
+          *args: Any) -> None:
+    """One result in the asked format: the JSON document, or text for people."""
+    if fmt is Format.json:
+        _json(to_json(*args))
+    else:
+        _print(to_text(*args))
 
 
 def _name(catalog: str | None) -> str:
@@ -102,10 +113,7 @@ def find(
         result = api.catalog_find(path, catalog=catalog, limit=limit)
     except AssayError as exc:
         raise fail(exc.one_line()) from None
-    if fmt is Format.json:
-        _json(render.find_to_json(name, result))
-    else:
-        _print(render.find_to_text(name, result))
+    _emit(fmt, render.find_to_json, render.find_to_text, name, result)
     raise typer.Exit(EXIT_OK if result.matches else EXIT_FOUND)
 
 
@@ -118,10 +126,28 @@ def list_(catalog: Location = None, fmt: FormatOpt = Format.text, times: Times =
         entries = api.catalog_list(catalog=catalog)
     except AssayError as exc:
         raise fail(exc.one_line()) from None
-    if fmt is Format.json:
-        _json(render.list_to_json(name, entries, times))
-    else:
-        _print(render.list_to_text(name, entries, times))
+    _emit(fmt, render.list_to_json, render.list_to_text, name, entries, times)
+
+
+@app.command("remove")
+def remove(
+    targets: Annotated[list[str], typer.Argument(
+        metavar="MODEL...", help="Content identities (assay-model-v1:..., or 12 or more of their "
+                                 "first hex digits, as `list` shows them), or weight files and "
+                                 "model folders.")],
+    catalog: Location = None,
+    fmt: FormatOpt = Format.text,
+) -> None:
+    """Take models out of the catalog, with the relations they take part in.
+    Exit 0 when every one named was catalogued, 1 when some were not."""
+    from assay.render import catalog as render
+    try:
+        name = _name(catalog)
+        removed, missing = api.catalog_remove(targets, catalog=catalog)
+    except AssayError as exc:
+        raise fail(exc.one_line()) from None
+    _emit(fmt, render.remove_to_json, render.remove_to_text, name, removed, missing)
+    raise typer.Exit(EXIT_FOUND if missing else EXIT_OK)
 
 
 @app.command("graph")

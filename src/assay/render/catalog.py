@@ -15,7 +15,7 @@ from rich.markup import escape
 from rich.table import Table
 from rich.text import Text
 
-from assay.catalog import Added, Entry, FindResult, Link, Match
+from assay.catalog import Added, Entry, FindResult, Link, Match, Removed
 from assay.render.lineage import human, verdict_json
 
 SCHEMA = "assay.catalog/1"
@@ -97,6 +97,20 @@ def find_to_text(catalog: str, r: FindResult) -> Group:
         t.add_row(v.relation, f"{v.confidence:.2f}", _ROLE[m.role], escape(m.entry.label),
                   m.entry.content_id.split(":")[-1][:16], escape(v.summary))
     return Group(head, t)
+
+
+def remove_to_json(catalog: str, removed: Sequence[Removed], missing: Sequence[str]) -> dict[str, Any]:
+    return {"schema": SCHEMA, "kind": "remove", "catalog": catalog,
+            "removed": [{**entry_json(r.entry), "relations": r.relations} for r in removed],
+            "not_catalogued": list(missing)}
+
+
+def remove_to_text(catalog: str, removed: Sequence[Removed], missing: Sequence[str]) -> Group:
+    lines: list[Any] = [Text(f"removed from {catalog}: {r.entry.label} ({r.entry.content_id}), "
+                             f"{r.relations} relation{'s' if r.relations != 1 else ''}")
+                        for r in removed]
+    lines += [Text(f"not in {catalog}: {t}") for t in missing]
+    return Group(*lines)
 
 
 def list_to_json(catalog: str, entries: Sequence[Entry], times: bool = False) -> dict[str, Any]:
