@@ -7,8 +7,9 @@ choose. Folders go to the folder reader, which reads each weight file through th
 from __future__ import annotations
 
 import os
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
+from assay._lazy import lazy_names
 from assay.errors import FormatError, UnknownFormatError, UsageError
 from assay.limits import DEFAULT_LIMITS, Limits
 
@@ -33,13 +34,10 @@ ORDER = [name for name, _ in TABLE]
 _LOADED: dict[str, Reader] = {}
 
 
-def __getattr__(name: str) -> Any:
-    # the readers' shared types load with the first reader: a process that only asks which
-    # libraries files need (the scan's parent) never imports them
-    if name in ("Probe", "Reader"):
-        from assay.formats import base
-        return getattr(base, name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+# the readers' shared types load with the first reader: a process that only asks which
+# libraries files need (the scan's parent) never imports them
+__getattr__, __dir__ = lazy_names(__name__, globals(), dict.fromkeys(("Probe", "Reader"),
+                                                                   "assay.formats.base"))
 
 
 def _module_readers(module: str) -> list[Reader]:

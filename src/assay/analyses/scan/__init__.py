@@ -8,21 +8,13 @@ process that only collects results (the scan's parent) never imports them.
 
 from __future__ import annotations
 
-from typing import Any
-
+from assay._lazy import lazy_names
 from assay.analyses.scan.model import DEFAULT_POLICY_NAME, FileScan, Finding, ScanReport, severity_rank
 
 __all__ = ["CATALOG", "DEFAULT_POLICY_NAME", "FileScan", "Finding", "Policy", "ScanReport",
            "default_policy", "judge", "severity_rank"]
 
-_LAZY = {"CATALOG": "catalog", "Context": "rules", "Policy": "policy", "default_policy": "policy",
-         "judge": "judging"}
-
-
-def __getattr__(name: str) -> Any:
-    if name in _LAZY:
-        import importlib
-        value = getattr(importlib.import_module(f"assay.analyses.scan.{_LAZY[name]}"), name)
-        globals()[name] = value          # asked once: a plain module attribute from now on
-        return value
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+__getattr__, __dir__ = lazy_names(__name__, globals(), {
+    "CATALOG": "assay.analyses.scan.catalog", "Context": "assay.analyses.scan.rules",
+    "Policy": "assay.analyses.scan.policy", "default_policy": "assay.analyses.scan.policy",
+    "judge": "assay.analyses.scan.judging"})
