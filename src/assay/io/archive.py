@@ -184,7 +184,7 @@ def _zipfile_read(path: str, m: Member, cap: int, limits: Limits) -> bytes:
 
 
 def is_zip(head: bytes) -> bool:
-    return head[:4] in (b"PK\x03\x04", b"PK\x05\x06")
+    return head[:4] in (_LOCAL_MAGIC, _EOCD_MAGIC)
 
 
 class _Unreadable(Exception):
@@ -380,12 +380,12 @@ def _end_record(mapped: memoryview | bytes) -> tuple[int, bytes]:
     total = len(mapped)
     lo = max(0, total - (1 << 16) - _EOCD.size - (1 << 20))
     tail = bytes(mapped[lo:])
-    pos = tail.rfind(b"PK\x05\x06")
+    pos = tail.rfind(_EOCD_MAGIC)
     while pos >= 0:
         if pos + _EOCD.size <= len(tail):
             *_, clen = _EOCD.unpack_from(tail, pos)
             end = pos + _EOCD.size + clen
             if end <= len(tail):
                 return lo + end, tail[pos + _EOCD.size:end]
-        pos = tail.rfind(b"PK\x05\x06", 0, pos)
+        pos = tail.rfind(_EOCD_MAGIC, 0, pos)
     return total, b""
